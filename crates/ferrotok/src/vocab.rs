@@ -217,6 +217,33 @@ impl Vocab {
         (0..self.spans.len() as u32).filter_map(|r| self.token_bytes(r).map(|t| (t, r)))
     }
 
+    /// A compact binary form for pickling: `(rank u32 LE, length u32 LE, bytes)` per token.
+    pub fn to_blob(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.bytes.len() + self.len * 8);
+        for (token, rank) in self.iter() {
+            out.extend_from_slice(&rank.to_le_bytes());
+            out.extend_from_slice(&(token.len() as u32).to_le_bytes());
+            out.extend_from_slice(token);
+        }
+        out
+    }
+
+    /// The inverse of `to_blob`.
+    pub fn from_blob(blob: &[u8]) -> Result<Self> {
+        let bad = || Error::Vocab("truncated vocabulary blob".into());
+        let mut pairs = Vec::new();
+        let mut rest = blob;
+        while !rest.is_empty() {
+            let (head, tail) = rest.split_at_checked(8).ok_or_else(bad)?;
+            let rank = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
+            let len = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
+            let (token, tail) = tail.split_at_checked(len).ok_or_else(bad)?;
+            pairs.push((token.to_vec(), rank));
+            rest = tail;
+        }
+        Self::from_pairs(pairs)
+    }
+
     /// Serializes to tiktoken's text format (ranks in order), the inverse of `from_tiktoken_bytes`
     /// for gap-free vocabularies.
     pub fn to_tiktoken_bytes(&self) -> Vec<u8> {

@@ -1,0 +1,63 @@
+//! `ferrotok count`
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use ferrotok::parallel;
+
+use crate::io::{encoding, finish, read_inputs, stdout};
+use crate::{CliError, Special};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Files to count, each one document (`-` or none: standard input).
+    files: Vec<PathBuf>,
+    /// The encoding.
+    #[arg(short, long, default_value = "o200k_base")]
+    encoding: String,
+    /// Print JSON: {"encoding", "files": [{"file", "tokens", "bytes"}], "total_tokens", "total_bytes"}.
+    #[arg(long)]
+    json: bool,
+    /// Threads (default: `FERROTOK_NUM_THREADS` or the number of cores).
+    #[arg(short = 'j', long)]
+    threads: Option<usize>,
+    /// What to do with special-token text such as `<|endoftext|>`.
+    #[arg(long, value_enum, default_value_t = Special::Error)]
+    special: Special,
+}
+
+pub fn run(args: Args) -> Result<(), CliError> {
+    let enc = encoding(&args.encoding)?;
+    let (allowed, disallowed) = args.special.policy();
+    let inputs = read_inputs(&args.files)?;
+    let counts = parallel::map(&inputs, parallel::num_threads(args.threads), |input| -> Result<usize, CliError> {
+        let text = input.text()?;
+        enc.count(text, &allowed, &disallowed).map_err(|e| CliError::Message(format!("{}: {e}", input.name)))
+    });
+    let counts: Vec<usize> = counts.into_iter().collect::<Result<_, _>>()?;
+    let total: usize = counts.iter().sum();
+    let total_bytes: usize = inputs.iter().map(|i| i.bytes.len()).sum();
+    let mut out = stdout();
+    if args.json {
+        let files: Vec<_> = inputs
+            .iter()
+            .zip(&counts)
+            .map(|(i, n)| serde_json::json!({ "file": i.name, "tokens": n, "bytes": i.bytes.len() }))
+            .collect();
+        let v = serde_json::json!({
+            "encoding": enc.name(),
+            "files": files,
+            "total_tokens": total,
+            "total_bytes": total_bytes,
+        });
+        writeln!(out, "{v}")?;
+    } else {
+        for (input, n) in inputs.iter().zip(&counts) {
+            writeln!(out, "{n}\t{}", input.name)?;
+        }
+        if inputs.len() > 1 {
+            writeln!(out, "{total}\ttotal")?;
+        }
+    }
+    finish(out)
+}

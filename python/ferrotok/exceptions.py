@@ -1,0 +1,70 @@
+"""The exceptions ferrotok raises.
+
+Every class derives from :class:`FerrotokError` and also from the builtin that fits, so
+``except ValueError`` (or ``KeyError``, ``OSError``) written for tiktoken keeps working.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "FerrotokError",
+    "VocabError",
+    "PatternError",
+    "DisallowedSpecialTokenError",
+    "EncodeError",
+    "InvalidTokenError",
+    "UnknownEncodingError",
+    "UnknownModelError",
+    "FileError",
+]
+
+
+class FerrotokError(Exception):
+    """Base class of every ferrotok error."""
+
+
+class VocabError(FerrotokError, ValueError):
+    """A vocabulary (rank file or in-memory ranks) is malformed; the message names the file and line."""
+
+
+class PatternError(FerrotokError, ValueError):
+    """A split pattern does not compile, or exceeded the regex backtracking limit on some text."""
+
+
+class DisallowedSpecialTokenError(FerrotokError, ValueError):
+    """The text contains a special token that was not allowed.
+
+    ``token`` is the special token's text and ``position`` its character offset in the text.
+    """
+
+    token: str
+    position: int
+
+
+class EncodeError(FerrotokError, ValueError):
+    """Text could not be encoded (only with a vocabulary that lacks some single bytes)."""
+
+
+class InvalidTokenError(FerrotokError, KeyError, ValueError):
+    """A token id (or token text) does not exist in the encoding."""
+
+    def __str__(self) -> str:  # KeyError would show the repr of the message
+        return str(self.args[0]) if self.args else ""
+
+
+class UnknownEncodingError(FerrotokError, KeyError, ValueError):
+    """No built-in encoding has this name (tiktoken raises ValueError here, hence both)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class UnknownModelError(FerrotokError, KeyError):
+    """No encoding is known for this model name."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class FileError(FerrotokError, OSError):
+    """A file could not be read."""
