@@ -75,7 +75,7 @@ pub enum Error {
     #[error("invalid split pattern {pattern:?}: {message}")]
     Pattern { pattern: String, message: String },
     /// The split pattern ran into the regex engine's backtracking limit on this text.
-    #[error("the split pattern exceeded the regex backtracking limit at byte {offset}: {message}")]
+    #[error("the split pattern exceeded the regex backtracking limit searching from byte {offset}: {message}")]
     PatternLimit { offset: usize, message: String },
     /// The text contains a special token that the caller did not allow.
     #[error(

@@ -54,8 +54,10 @@ impl PreTokenizer {
         match self {
             Self::Fast(family) => family.split(text, f),
             Self::Regex(re) => {
+                let mut searched_to = 0;
                 for m in re.find_iter(text) {
-                    let m = m.map_err(|e| Error::PatternLimit { offset: 0, message: e.to_string() })?;
+                    let m = m.map_err(|e| Error::PatternLimit { offset: searched_to, message: e.to_string() })?;
+                    searched_to = m.end();
                     if m.start() < m.end() {
                         f(m.start(), m.end())?;
                     }
