@@ -32,7 +32,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
     let inputs = read_inputs(&args.files)?;
     let counts = parallel::map(&inputs, parallel::num_threads(args.threads), |input| -> Result<usize, CliError> {
         let text = input.text()?;
-        enc.count(text, &allowed, &disallowed).map_err(|e| CliError::Message(format!("{}: {e}", input.name)))
+        enc.count(text, &allowed, &disallowed).map_err(|e| crate::doc_error(&input.name, e))
     });
     let counts: Vec<usize> = counts.into_iter().collect::<Result<_, _>>()?;
     let total: usize = counts.iter().sum();

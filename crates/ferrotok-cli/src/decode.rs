@@ -25,7 +25,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
     for input in read_inputs(&args.files)? {
         let text = input.text()?;
         let ids = parse_ids(text).map_err(|m| CliError::Message(format!("{}: {m}", input.name)))?;
-        let bytes = enc.decode_bytes(&ids).map_err(|e| CliError::Message(format!("{}: {e}", input.name)))?;
+        let bytes = enc.decode_bytes(&ids).map_err(|e| crate::doc_error(&input.name, e))?;
         if args.bytes {
             out.write_all(&bytes)?;
         } else {

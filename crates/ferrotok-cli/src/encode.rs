@@ -43,7 +43,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
     let mut out = stdout();
     for input in read_inputs(&args.files)? {
         let text = input.text()?;
-        let ids = enc.encode(text, &allowed, &disallowed).map_err(|e| CliError::Message(format!("{}: {e}", input.name)))?;
+        let ids = enc.encode(text, &allowed, &disallowed).map_err(|e| crate::doc_error(&input.name, e))?;
         match format {
             Format::Ids => {
                 let mut line = String::with_capacity(ids.len() * 6);

@@ -77,6 +77,17 @@ impl From<ferrotok::Error> for CliError {
     }
 }
 
+/// An error about one input document, phrased for the command line.
+pub(crate) fn doc_error(input: &str, e: ferrotok::Error) -> CliError {
+    match e {
+        ferrotok::Error::DisallowedSpecial { token, char_offset } => CliError::Message(format!(
+            "{input}: special token {token:?} at character {char_offset}; pass `--special allow` to encode it \
+             as a special token or `--special ordinary` to encode it as plain text"
+        )),
+        e => CliError::Message(format!("{input}: {e}")),
+    }
+}
+
 /// Runs the command with `args` (without the program name); returns the exit status.
 pub fn run_from(args: Vec<String>) -> i32 {
     let cli = match Cli::try_parse_from(std::iter::once("ferrotok".to_owned()).chain(args)) {

@@ -1,0 +1,162 @@
+"""Type stubs of the ``ferrotok._core`` extension module (hand-written, checked by stubtest)."""
+
+from collections.abc import Collection, Sequence
+from os import PathLike
+from typing import Any, Literal, final
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["__version__", "Encoding", "_encoding_from_state", "_builtin_encoding", "_builtin_names", "_cli_main"]
+
+__version__: str
+
+_Specials = Literal["all"] | Collection[str]
+
+@final
+class Encoding:
+    """An encoding: a byte-level BPE vocabulary, a split pattern and special tokens.
+
+    Immutable and safe to share between threads.
+    """
+
+    def __new__(
+        cls,
+        name: str,
+        *,
+        pat_str: str,
+        mergeable_ranks: dict[bytes, int],
+        special_tokens: dict[str, int],
+        explicit_n_vocab: int | None = None,
+    ) -> Encoding:
+        """Creates an encoding, exactly as ``tiktoken.Encoding(...)`` does."""
+
+    @staticmethod
+    def from_tiktoken_file(
+        path: str | PathLike[str],
+        *,
+        pat_str: str,
+        special_tokens: dict[str, int] | None = None,
+        name: str | None = None,
+        explicit_n_vocab: int | None = None,
+    ) -> Encoding:
+        """Loads a tiktoken rank file (``.tiktoken``, plain or gzip), validating it strictly."""
+
+    @property
+    def name(self) -> str:
+        """The encoding's name."""
+    @property
+    def n_vocab(self) -> int:
+        """``max_token_value + 1``."""
+    @property
+    def max_token_value(self) -> int:
+        """The largest token id, ordinary or special."""
+    @property
+    def eot_token(self) -> int:
+        """The id of ``<|endoftext|>``."""
+    @property
+    def special_tokens_set(self) -> set[str]:
+        """The set of special-token strings."""
+    @property
+    def _pat_str(self) -> str:
+        """The split pattern (tiktoken's private attribute, kept for code that extends encodings)."""
+    @property
+    def _special_tokens(self) -> dict[str, int]:
+        """A new dict of special token → id."""
+    @property
+    def _mergeable_ranks(self) -> dict[bytes, int]:
+        """A new dict of token bytes → rank."""
+    def encode_ordinary(self, text: str, /) -> list[int]:
+        """Encodes text, treating special-token text as ordinary text."""
+    def encode(
+        self,
+        text: str,
+        /,
+        *,
+        allowed_special: _Specials = ...,
+        disallowed_special: _Specials = ...,
+    ) -> list[int]:
+        """Encodes text. Special-token text raises unless allowed (then it becomes its id) or
+        removed from ``disallowed_special`` (then it is encoded as ordinary text)."""
+    def encode_to_numpy(
+        self,
+        text: str,
+        /,
+        *,
+        allowed_special: _Specials = ...,
+        disallowed_special: _Specials = ...,
+    ) -> npt.NDArray[np.uint32]:
+        """Like ``encode``, returning a ``numpy.ndarray`` of ``uint32`` without an intermediate list."""
+    def count(
+        self,
+        text: str,
+        /,
+        *,
+        allowed_special: _Specials = ...,
+        disallowed_special: _Specials = ...,
+    ) -> int:
+        """The number of tokens ``encode`` would return, without building them."""
+    def encode_batch(
+        self,
+        text: Sequence[str],
+        /,
+        *,
+        num_threads: int | None = None,
+        allowed_special: _Specials = ...,
+        disallowed_special: _Specials = ...,
+    ) -> list[list[int]]:
+        """Encodes many texts in parallel (``num_threads`` defaults to ``FERROTOK_NUM_THREADS`` or the
+        number of cores)."""
+    def encode_ordinary_batch(self, text: Sequence[str], /, *, num_threads: int | None = None) -> list[list[int]]:
+        """Encodes many texts in parallel, treating special-token text as ordinary text."""
+    def count_batch(
+        self,
+        text: Sequence[str],
+        /,
+        *,
+        num_threads: int | None = None,
+        allowed_special: _Specials = ...,
+        disallowed_special: _Specials = ...,
+    ) -> list[int]:
+        """Token counts of many texts, in parallel."""
+    def encode_single_token(self, text_or_bytes: str | bytes, /) -> int:
+        """Encodes a string or bytes that is exactly one token (ordinary or special)."""
+    def decode_bytes(self, tokens: Sequence[int], /) -> bytes:
+        """Decodes tokens to bytes."""
+    def decode(self, tokens: Sequence[int], /, errors: str = "replace") -> str:
+        """Decodes tokens to text; invalid UTF-8 is handled by ``errors`` as in ``bytes.decode``."""
+    def decode_single_token_bytes(self, token: int, /) -> bytes:
+        """The bytes of one token."""
+    def decode_tokens_bytes(self, tokens: Sequence[int], /) -> list[bytes]:
+        """The bytes of each token."""
+    def decode_with_offsets(self, tokens: Sequence[int], /) -> tuple[str, list[int]]:
+        """The text (decoded strictly) and the character offset where each token starts."""
+    def decode_batch(
+        self, batch: Sequence[Sequence[int]], /, *, errors: str = "replace", num_threads: int | None = None
+    ) -> list[str]:
+        """Decodes many token lists in parallel."""
+    def decode_bytes_batch(self, batch: Sequence[Sequence[int]], /, *, num_threads: int | None = None) -> list[bytes]:
+        """Decodes many token lists to bytes in parallel."""
+    def token_byte_values(self) -> list[bytes]:
+        """The bytes of every ordinary token, sorted."""
+    def is_special_token(self, token: int, /) -> bool:
+        """Whether ``token`` is a special token's id."""
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickles built-ins by name and other encodings by value."""
+    def __copy__(self) -> Encoding: ...
+    def __deepcopy__(self, _memo: Any, /) -> Encoding: ...
+
+def _encoding_from_state(
+    name: str, pat_str: str, blob: bytes, special_tokens: dict[str, int], explicit_n_vocab: int | None
+) -> Encoding:
+    """Rebuilds a pickled encoding."""
+
+def _builtin_encoding(name: str) -> Encoding:
+    """A built-in encoding (loaded on first use, shared afterwards). ``ferrotok.get_encoding`` wraps it."""
+
+def _builtin_names() -> list[str]:
+    """The names of the built-in encodings."""
+
+def _cli_main(argv: Sequence[str]) -> int:
+    """Runs the ``ferrotok`` command with ``argv`` (without the program name) and returns its exit
+    status. The GIL is released for the whole run."""
