@@ -65,3 +65,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="also run the differential tests on all of ../shared/corpus (slow; for release checks)",
     )
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A run in which no test passed (none collected, or all skipped) is a failure."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    passed = len(reporter.stats.get("passed", [])) if reporter is not None else 0
+    if exitstatus == 0 and passed == 0:
+        session.exitstatus = 1
+        print("\nferrotok: no test passed (all skipped or none collected): failing the run")

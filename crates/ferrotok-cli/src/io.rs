@@ -15,9 +15,8 @@ pub struct Input {
 impl Input {
     /// The text, or an error naming the input and the byte where UTF-8 breaks.
     pub fn text(&self) -> Result<&str, CliError> {
-        std::str::from_utf8(&self.bytes).map_err(|e| {
-            CliError::Message(format!("{}: invalid UTF-8 at byte {}", self.name, e.valid_up_to()))
-        })
+        std::str::from_utf8(&self.bytes)
+            .map_err(|e| CliError::Message(format!("{}: invalid UTF-8 at byte {}", self.name, e.valid_up_to())))
     }
 }
 
@@ -40,7 +39,10 @@ pub fn read_inputs(paths: &[PathBuf]) -> Result<Vec<Input>, CliError> {
 
 fn read_stdin() -> Result<Input, CliError> {
     let mut bytes = Vec::new();
-    std::io::stdin().lock().read_to_end(&mut bytes).map_err(|e| CliError::Message(format!("cannot read standard input: {e}")))?;
+    std::io::stdin()
+        .lock()
+        .read_to_end(&mut bytes)
+        .map_err(|e| CliError::Message(format!("cannot read standard input: {e}")))?;
     Ok(Input { name: "<stdin>".into(), bytes })
 }
 

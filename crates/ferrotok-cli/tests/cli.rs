@@ -51,7 +51,15 @@ fn decode_rejects_bad_ids() {
 
 #[test]
 fn count_files_and_total() {
-    assert_cmd_snapshot!(ferrotok().args(["count", "-e", "cl100k_base", "--special", "ordinary", "hello.txt", "special.txt"]));
+    assert_cmd_snapshot!(ferrotok().args([
+        "count",
+        "-e",
+        "cl100k_base",
+        "--special",
+        "ordinary",
+        "hello.txt",
+        "special.txt"
+    ]));
     assert_cmd_snapshot!(ferrotok().args(["count", "-e", "cl100k_base", "--json", "hello.txt"]));
 }
 

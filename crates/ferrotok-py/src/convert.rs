@@ -28,9 +28,9 @@ impl Text {
     /// like tiktoken, we replace each with U+FFFD (through UTF-16, so that surrogate pairs
     /// become the character they encode).
     pub fn extract(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Self> {
-        let s = obj.cast::<PyString>().map_err(|_| {
-            PyTypeError::new_err(format!("{what} must be str, not {}", type_name(obj)))
-        })?;
+        let s = obj
+            .cast::<PyString>()
+            .map_err(|_| PyTypeError::new_err(format!("{what} must be str, not {}", type_name(obj))))?;
         match s.extract::<PyBackedStr>() {
             Ok(b) => Ok(Self::Borrowed(b)),
             Err(_) => {
@@ -88,9 +88,9 @@ impl<'a, 'py> FromPyObject<'a, 'py> for SpecialArg {
         let mut v = Vec::new();
         for item in obj.try_iter()? {
             let item = item?;
-            let s = item.cast::<PyString>().map_err(|_| {
-                PyTypeError::new_err(format!("special tokens must be str, not {}", type_name(&item)))
-            })?;
+            let s = item
+                .cast::<PyString>()
+                .map_err(|_| PyTypeError::new_err(format!("special tokens must be str, not {}", type_name(&item))))?;
             v.push(s.to_str()?.to_owned());
         }
         Ok(Self::Set(v))

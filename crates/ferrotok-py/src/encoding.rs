@@ -77,8 +77,16 @@ fn specials_from_dict(d: &Bound<'_, PyDict>) -> PyResult<Vec<(String, Rank)>> {
     Ok(out)
 }
 
-fn build(py: Python<'_>, name: String, pat_str: String, vocab: Vocab, specials: Vec<(String, Rank)>, n: Option<usize>) -> PyResult<PyEncoding> {
-    let enc = detach(py, usize::MAX, move || Encoding::new(name, pat_str, Arc::new(vocab), specials, n)).map_err(py_err(py))?;
+fn build(
+    py: Python<'_>,
+    name: String,
+    pat_str: String,
+    vocab: Vocab,
+    specials: Vec<(String, Rank)>,
+    n: Option<usize>,
+) -> PyResult<PyEncoding> {
+    let enc = detach(py, usize::MAX, move || Encoding::new(name, pat_str, Arc::new(vocab), specials, n))
+        .map_err(py_err(py))?;
     Ok(PyEncoding { inner: Arc::new(enc), builtin: false })
 }
 
@@ -147,9 +155,9 @@ impl PyEncoding {
     /// The id of `<|endoftext|>`.
     #[getter]
     fn eot_token(&self, py: Python<'_>) -> PyResult<Rank> {
-        self.inner.special_token("<|endoftext|>").ok_or_else(|| {
-            to_py(py, ferrotok::Error::NotAToken("<|endoftext|>".into()))
-        })
+        self.inner
+            .special_token("<|endoftext|>")
+            .ok_or_else(|| to_py(py, ferrotok::Error::NotAToken("<|endoftext|>".into())))
     }
 
     /// The set of special-token strings.
@@ -196,7 +204,13 @@ impl PyEncoding {
     /// Encodes text. Special-token text raises unless allowed (then it becomes its id) or
     /// removed from `disallowed_special` (then it is encoded as ordinary text).
     #[pyo3(signature = (text, /, *, allowed_special = SpecialArg::Set(Vec::new()), disallowed_special = SpecialArg::All))]
-    fn encode<'py>(&self, py: Python<'py>, text: &Bound<'py, PyAny>, allowed_special: SpecialArg, disallowed_special: SpecialArg) -> PyResult<Bound<'py, PyList>> {
+    fn encode<'py>(
+        &self,
+        py: Python<'py>,
+        text: &Bound<'py, PyAny>,
+        allowed_special: SpecialArg,
+        disallowed_special: SpecialArg,
+    ) -> PyResult<Bound<'py, PyList>> {
         let t = Text::extract(text, "text")?;
         let s = t.as_str();
         let (a, d) = policy(allowed_special, disallowed_special);
@@ -206,7 +220,13 @@ impl PyEncoding {
 
     /// Like `encode`, returning a `numpy.ndarray` of `uint32` without an intermediate list.
     #[pyo3(signature = (text, /, *, allowed_special = SpecialArg::Set(Vec::new()), disallowed_special = SpecialArg::All))]
-    fn encode_to_numpy<'py>(&self, py: Python<'py>, text: &Bound<'py, PyAny>, allowed_special: SpecialArg, disallowed_special: SpecialArg) -> PyResult<Bound<'py, PyArray1<u32>>> {
+    fn encode_to_numpy<'py>(
+        &self,
+        py: Python<'py>,
+        text: &Bound<'py, PyAny>,
+        allowed_special: SpecialArg,
+        disallowed_special: SpecialArg,
+    ) -> PyResult<Bound<'py, PyArray1<u32>>> {
         let t = Text::extract(text, "text")?;
         let s = t.as_str();
         let (a, d) = policy(allowed_special, disallowed_special);
@@ -218,7 +238,13 @@ impl PyEncoding {
 
     /// The number of tokens `encode` would return, without building them.
     #[pyo3(signature = (text, /, *, allowed_special = SpecialArg::Set(Vec::new()), disallowed_special = SpecialArg::All))]
-    fn count(&self, py: Python<'_>, text: &Bound<'_, PyAny>, allowed_special: SpecialArg, disallowed_special: SpecialArg) -> PyResult<usize> {
+    fn count(
+        &self,
+        py: Python<'_>,
+        text: &Bound<'_, PyAny>,
+        allowed_special: SpecialArg,
+        disallowed_special: SpecialArg,
+    ) -> PyResult<usize> {
         let t = Text::extract(text, "text")?;
         let s = t.as_str();
         let (a, d) = policy(allowed_special, disallowed_special);
@@ -228,11 +254,19 @@ impl PyEncoding {
     /// Encodes many texts in parallel (`num_threads` defaults to `FERROTOK_NUM_THREADS` or the
     /// number of cores).
     #[pyo3(signature = (text, /, *, num_threads = None, allowed_special = SpecialArg::Set(Vec::new()), disallowed_special = SpecialArg::All))]
-    fn encode_batch<'py>(&self, py: Python<'py>, text: &Bound<'py, PyAny>, num_threads: Option<usize>, allowed_special: SpecialArg, disallowed_special: SpecialArg) -> PyResult<Bound<'py, PyList>> {
+    fn encode_batch<'py>(
+        &self,
+        py: Python<'py>,
+        text: &Bound<'py, PyAny>,
+        num_threads: Option<usize>,
+        allowed_special: SpecialArg,
+        disallowed_special: SpecialArg,
+    ) -> PyResult<Bound<'py, PyList>> {
         let items = texts(text, "text")?;
         let (a, d) = policy(allowed_special, disallowed_special);
         let inner = &*self.inner;
-        let results = py.detach(|| parallel::map(&items, parallel::num_threads(num_threads), |t| inner.encode(t.as_str(), &a, &d)));
+        let results = py
+            .detach(|| parallel::map(&items, parallel::num_threads(num_threads), |t| inner.encode(t.as_str(), &a, &d)));
         let out = PyList::empty(py);
         for r in results {
             out.append(Self::list(py, r.map_err(py_err(py))?)?)?;
@@ -242,10 +276,17 @@ impl PyEncoding {
 
     /// Encodes many texts in parallel, treating special-token text as ordinary text.
     #[pyo3(signature = (text, /, *, num_threads = None))]
-    fn encode_ordinary_batch<'py>(&self, py: Python<'py>, text: &Bound<'py, PyAny>, num_threads: Option<usize>) -> PyResult<Bound<'py, PyList>> {
+    fn encode_ordinary_batch<'py>(
+        &self,
+        py: Python<'py>,
+        text: &Bound<'py, PyAny>,
+        num_threads: Option<usize>,
+    ) -> PyResult<Bound<'py, PyList>> {
         let items = texts(text, "text")?;
         let inner = &*self.inner;
-        let results = py.detach(|| parallel::map(&items, parallel::num_threads(num_threads), |t| inner.encode_ordinary(t.as_str())));
+        let results = py.detach(|| {
+            parallel::map(&items, parallel::num_threads(num_threads), |t| inner.encode_ordinary(t.as_str()))
+        });
         let out = PyList::empty(py);
         for r in results {
             out.append(Self::list(py, r.map_err(py_err(py))?)?)?;
@@ -255,11 +296,19 @@ impl PyEncoding {
 
     /// Token counts of many texts, in parallel.
     #[pyo3(signature = (text, /, *, num_threads = None, allowed_special = SpecialArg::Set(Vec::new()), disallowed_special = SpecialArg::All))]
-    fn count_batch(&self, py: Python<'_>, text: &Bound<'_, PyAny>, num_threads: Option<usize>, allowed_special: SpecialArg, disallowed_special: SpecialArg) -> PyResult<Vec<usize>> {
+    fn count_batch(
+        &self,
+        py: Python<'_>,
+        text: &Bound<'_, PyAny>,
+        num_threads: Option<usize>,
+        allowed_special: SpecialArg,
+        disallowed_special: SpecialArg,
+    ) -> PyResult<Vec<usize>> {
         let items = texts(text, "text")?;
         let (a, d) = policy(allowed_special, disallowed_special);
         let inner = &*self.inner;
-        let results = py.detach(|| parallel::map(&items, parallel::num_threads(num_threads), |t| inner.count(t.as_str(), &a, &d)));
+        let results = py
+            .detach(|| parallel::map(&items, parallel::num_threads(num_threads), |t| inner.count(t.as_str(), &a, &d)));
         results.into_iter().map(|r| r.map_err(py_err(py))).collect()
     }
 
@@ -318,9 +367,16 @@ impl PyEncoding {
 
     /// Decodes many token lists in parallel.
     #[pyo3(signature = (batch, /, *, errors = "replace", num_threads = None))]
-    fn decode_batch<'py>(&self, py: Python<'py>, batch: Vec<Vec<Rank>>, errors: &str, num_threads: Option<usize>) -> PyResult<Bound<'py, PyList>> {
+    fn decode_batch<'py>(
+        &self,
+        py: Python<'py>,
+        batch: Vec<Vec<Rank>>,
+        errors: &str,
+        num_threads: Option<usize>,
+    ) -> PyResult<Bound<'py, PyList>> {
         let inner = &*self.inner;
-        let results = py.detach(|| parallel::map(&batch, parallel::num_threads(num_threads), |t| inner.decode_bytes(t)));
+        let results =
+            py.detach(|| parallel::map(&batch, parallel::num_threads(num_threads), |t| inner.decode_bytes(t)));
         let out = PyList::empty(py);
         for r in results {
             out.append(Self::decode_str(py, r.map_err(py_err(py))?, errors)?)?;
@@ -330,9 +386,15 @@ impl PyEncoding {
 
     /// Decodes many token lists to bytes in parallel.
     #[pyo3(signature = (batch, /, *, num_threads = None))]
-    fn decode_bytes_batch<'py>(&self, py: Python<'py>, batch: Vec<Vec<Rank>>, num_threads: Option<usize>) -> PyResult<Bound<'py, PyList>> {
+    fn decode_bytes_batch<'py>(
+        &self,
+        py: Python<'py>,
+        batch: Vec<Vec<Rank>>,
+        num_threads: Option<usize>,
+    ) -> PyResult<Bound<'py, PyList>> {
         let inner = &*self.inner;
-        let results = py.detach(|| parallel::map(&batch, parallel::num_threads(num_threads), |t| inner.decode_bytes(t)));
+        let results =
+            py.detach(|| parallel::map(&batch, parallel::num_threads(num_threads), |t| inner.decode_bytes(t)));
         let out = PyList::empty(py);
         for r in results {
             out.append(PyBytes::new(py, &r.map_err(py_err(py))?))?;
@@ -361,8 +423,9 @@ impl PyEncoding {
         }
         let f = py.import("ferrotok._core")?.getattr("_encoding_from_state")?;
         let blob = PyBytes::new(py, &self.inner.vocab().to_blob());
-        let args = (self.inner.name(), self.inner.pat_str(), blob, self._special_tokens(py)?, self.inner.explicit_n_vocab())
-            .into_pyobject(py)?;
+        let args =
+            (self.inner.name(), self.inner.pat_str(), blob, self._special_tokens(py)?, self.inner.explicit_n_vocab())
+                .into_pyobject(py)?;
         PyTuple::new(py, [f, args.into_any()])
     }
 
@@ -378,7 +441,14 @@ impl PyEncoding {
 
 /// Rebuilds a pickled encoding.
 #[pyfunction]
-pub fn _encoding_from_state(py: Python<'_>, name: String, pat_str: String, blob: &[u8], special_tokens: &Bound<'_, PyDict>, explicit_n_vocab: Option<usize>) -> PyResult<PyEncoding> {
+pub fn _encoding_from_state(
+    py: Python<'_>,
+    name: String,
+    pat_str: String,
+    blob: &[u8],
+    special_tokens: &Bound<'_, PyDict>,
+    explicit_n_vocab: Option<usize>,
+) -> PyResult<PyEncoding> {
     let specials = specials_from_dict(special_tokens)?;
     let vocab = Vocab::from_blob(blob).map_err(py_err(py))?;
     build(py, name, pat_str, vocab, specials, explicit_n_vocab)
@@ -396,4 +466,3 @@ pub fn _builtin_encoding(py: Python<'_>, name: &str) -> PyResult<PyEncoding> {
 pub fn _builtin_names() -> Vec<&'static str> {
     ferrotok::registry::NAMES.to_vec()
 }
-

@@ -62,7 +62,13 @@ fn pair_rank(vocab: &Vocab, piece: &[u8], start: usize, end: usize) -> Rank {
     vocab.rank(&piece[start..end]).unwrap_or(NONE)
 }
 
-fn push_parts(vocab: &Vocab, piece: &[u8], offset: usize, starts: impl Iterator<Item = (usize, usize)>, out: &mut Vec<Rank>) -> Result<()> {
+fn push_parts(
+    vocab: &Vocab,
+    piece: &[u8],
+    offset: usize,
+    starts: impl Iterator<Item = (usize, usize)>,
+    out: &mut Vec<Rank>,
+) -> Result<()> {
     for (s, e) in starts {
         let r = if e - s == 1 {
             vocab.byte_rank(piece[s]).ok_or(Error::Unencodable { byte: piece[s], offset: offset + s })?
@@ -133,9 +139,9 @@ pub fn merge_heap(vocab: &Vocab, piece: &[u8], offset: usize, out: &mut Vec<Rank
     let mut rank_at: Vec<Rank> = vec![NONE; n];
     let mut alive = vec![true; n];
     let mut heap: BinaryHeap<Reverse<(Rank, usize)>> = BinaryHeap::with_capacity(n);
-    for i in 0..n - 1 {
+    for (i, slot) in rank_at.iter_mut().enumerate().take(n - 1) {
         let r = pair_rank(vocab, piece, i, i + 2);
-        rank_at[i] = r;
+        *slot = r;
         if r != NONE {
             heap.push(Reverse((r, i)));
         }

@@ -110,7 +110,11 @@ impl Encoding {
         }
         let max_special = special_tokens.iter().map(|&(_, id)| id).max();
         let max_rank = vocab.rank_space().checked_sub(1).map(|r| r as Rank);
-        let max_token_value = max_rank.into_iter().chain(max_special).max().ok_or_else(|| Error::Vocab("the vocabulary is empty".into()))?;
+        let max_token_value = max_rank
+            .into_iter()
+            .chain(max_special)
+            .max()
+            .ok_or_else(|| Error::Vocab("the vocabulary is empty".into()))?;
         if let Some(n) = explicit_n_vocab {
             // As tiktoken counts: every special token, even two sharing an id.
             let have = vocab.len() + special_tokens.len();
@@ -118,7 +122,9 @@ impl Encoding {
                 return Err(Error::Vocab(format!("explicit_n_vocab is {n} but there are {have} tokens")));
             }
             if max_token_value as usize != n - 1 {
-                return Err(Error::Vocab(format!("explicit_n_vocab is {n} but the largest token id is {max_token_value}")));
+                return Err(Error::Vocab(format!(
+                    "explicit_n_vocab is {n} but the largest token id is {max_token_value}"
+                )));
             }
         }
         Ok(Self {
@@ -196,7 +202,13 @@ impl Encoding {
     }
 
     /// Like `encode`, appending to `out`.
-    pub fn encode_into(&self, text: &str, allowed: &Allowed, disallowed: &Disallowed, out: &mut Vec<Rank>) -> Result<()> {
+    pub fn encode_into(
+        &self,
+        text: &str,
+        allowed: &Allowed,
+        disallowed: &Disallowed,
+        out: &mut Vec<Rank>,
+    ) -> Result<()> {
         self.check_disallowed(text, allowed, disallowed)?;
         self.for_each_segment(text, allowed, |seg| match seg {
             Segment::Text(s, base) => self.encode_ordinary_at(s, base, out),
@@ -232,7 +244,12 @@ impl Encoding {
     /// Splits `text` at allowed special tokens, as tiktoken does: the leftmost special-token
     /// match that is allowed ends the ordinary segment; matches of tokens that are not allowed
     /// are skipped by restarting the search one byte later.
-    fn for_each_segment(&self, text: &str, allowed: &Allowed, mut f: impl FnMut(Segment<'_>) -> Result<()>) -> Result<()> {
+    fn for_each_segment(
+        &self,
+        text: &str,
+        allowed: &Allowed,
+        mut f: impl FnMut(Segment<'_>) -> Result<()>,
+    ) -> Result<()> {
         let ac = match (allowed, &self.specials.leftmost) {
             (Allowed::None, _) | (_, None) => return f(Segment::Text(text, 0)),
             (Allowed::Some(set), _) if set.is_empty() => return f(Segment::Text(text, 0)),
@@ -266,12 +283,13 @@ impl Encoding {
             Disallowed::AllNotAllowed => match allowed {
                 Allowed::All => None,
                 _ if self.specials.by_pattern.is_empty() => None,
-                Allowed::Some(set) if !set.is_empty() => {
-                    self.first_overlapping(text, |t| !set.contains(t))
-                }
-                _ => self.specials.leftmost.as_ref().and_then(|ac| ac.find(text)).map(|m| {
-                    (m.start(), self.specials.by_pattern[m.pattern().as_usize()].0.as_str())
-                }),
+                Allowed::Some(set) if !set.is_empty() => self.first_overlapping(text, |t| !set.contains(t)),
+                _ => self
+                    .specials
+                    .leftmost
+                    .as_ref()
+                    .and_then(|ac| ac.find(text))
+                    .map(|m| (m.start(), self.specials.by_pattern[m.pattern().as_usize()].0.as_str())),
             },
             Disallowed::Some(list) if list.is_empty() => None,
             Disallowed::Some(list) if list.iter().all(|t| self.specials.ids.contains_key(t)) => {
@@ -289,10 +307,9 @@ impl Encoding {
         };
         match found {
             None => Ok(()),
-            Some((byte, token)) => Err(Error::DisallowedSpecial {
-                token: token.to_owned(),
-                char_offset: text[..byte].chars().count(),
-            }),
+            Some((byte, token)) => {
+                Err(Error::DisallowedSpecial { token: token.to_owned(), char_offset: text[..byte].chars().count() })
+            }
         }
     }
 

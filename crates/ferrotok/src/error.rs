@@ -63,11 +63,7 @@ pub enum Error {
     },
     /// A rank file is malformed. `line` is 1-based; 0 means the file as a whole.
     #[error("{}{}: {problem}", source_name, if *line > 0 { format!(", line {line}") } else { String::new() })]
-    RankFile {
-        source_name: String,
-        line: usize,
-        problem: RankFileProblem,
-    },
+    RankFile { source_name: String, line: usize, problem: RankFileProblem },
     /// A vocabulary given in memory is inconsistent (colliding ids, wrong declared size, ...).
     #[error("invalid vocabulary: {0}")]
     Vocab(String),

@@ -19,7 +19,8 @@ const RANK_FILES: [(&str, &[u8]); 4] = [
 ];
 
 /// The names of the built-in encodings, in tiktoken's order.
-pub const NAMES: [&str; 7] = ["gpt2", "r50k_base", "p50k_base", "p50k_edit", "cl100k_base", "o200k_base", "o200k_harmony"];
+pub const NAMES: [&str; 7] =
+    ["gpt2", "r50k_base", "p50k_base", "p50k_edit", "cl100k_base", "o200k_base", "o200k_harmony"];
 
 const DEFINITIONS: &str = include_str!("../data/encodings.json");
 
@@ -35,19 +36,15 @@ static VOCABS: [OnceLock<Arc<Vocab>>; 4] = [const { OnceLock::new() }; 4];
 static ENCODINGS: [OnceLock<Arc<Encoding>>; 7] = [const { OnceLock::new() }; 7];
 
 fn vocab(file: &str, reserved: &[u32]) -> Result<Arc<Vocab>> {
-    let idx = RANK_FILES.iter().position(|(n, _)| *n == file).ok_or_else(|| Error::Vocab(format!("no embedded rank file {file}")))?;
+    let idx = RANK_FILES
+        .iter()
+        .position(|(n, _)| *n == file)
+        .ok_or_else(|| Error::Vocab(format!("no embedded rank file {file}")))?;
     if let Some(v) = VOCABS[idx].get() {
         return Ok(v.clone());
     }
     let v = Arc::new(Vocab::from_tiktoken_bytes(RANK_FILES[idx].1, &format!("<embedded {file}.tiktoken>"), reserved)?);
     Ok(VOCABS[idx].get_or_init(|| v).clone())
-}
-
-/// The split pattern, special tokens and explicit vocabulary size of a built-in encoding,
-/// without loading its ranks.
-pub fn definition(name: &str) -> Result<(String, Vec<(String, u32)>, Option<usize>)> {
-    let d = find_definition(name)?;
-    Ok((d.pat_str, d.special_tokens.into_iter().collect(), d.explicit_n_vocab))
 }
 
 fn find_definition(name: &str) -> Result<Definition> {
@@ -68,7 +65,13 @@ pub fn get(name: &str) -> Result<Arc<Encoding>> {
     }
     let d = find_definition(name)?;
     let reserved: Vec<u32> = d.special_tokens.values().copied().collect();
-    let enc = Encoding::new(name, d.pat_str, vocab(&d.ranks, &reserved)?, d.special_tokens.into_iter().collect(), d.explicit_n_vocab)?;
+    let enc = Encoding::new(
+        name,
+        d.pat_str,
+        vocab(&d.ranks, &reserved)?,
+        d.special_tokens.into_iter().collect(),
+        d.explicit_n_vocab,
+    )?;
     Ok(ENCODINGS[idx].get_or_init(|| Arc::new(enc)).clone())
 }
 

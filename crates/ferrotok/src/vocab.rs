@@ -66,8 +66,7 @@ impl Vocab {
             if spans[rank as usize].1 != ABSENT {
                 return Err(Error::Vocab(format!("rank {rank} is given to two tokens")));
             }
-            let start = u32::try_from(bytes.len())
-                .map_err(|_| Error::Vocab("token bytes exceed 4 GiB".into()))?;
+            let start = u32::try_from(bytes.len()).map_err(|_| Error::Vocab("token bytes exceed 4 GiB".into()))?;
             bytes.extend_from_slice(&token);
             spans[rank as usize] = (start, token.len() as u32);
             if let Some(prev) = encoder.insert(token.into_boxed_slice(), rank) {
@@ -300,7 +299,8 @@ mod tests {
         let gap = all_bytes() + "aGk= 257\n";
         assert!(Vocab::from_tiktoken_bytes(gap.as_bytes(), "t", &[256]).is_ok(), "a gap reserved for a special token");
         assert_eq!(problem(&(all_bytes() + "aGk= 99999999\n")), (257, RankFileProblem::BadRank));
-        let without_z: String = all_bytes().lines().filter(|l| !l.starts_with("eg==")).map(|l| format!("{l}\n")).collect();
+        let without_z: String =
+            all_bytes().lines().filter(|l| !l.starts_with("eg==")).map(|l| format!("{l}\n")).collect();
         assert!(matches!(problem(&without_z).1, RankFileProblem::RankGap { .. }));
         let renumbered = without_z + "aGk= 122\n";
         assert_eq!(problem(&renumbered), (0, RankFileProblem::MissingByte { byte: b'z' }));

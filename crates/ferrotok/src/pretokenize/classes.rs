@@ -37,7 +37,9 @@ static TABLE: OnceLock<Box<[u8]>> = OnceLock::new();
 fn class_ranges(pattern: &str) -> Vec<(u32, u32)> {
     let hir = regex_syntax::Parser::new().parse(pattern);
     match hir.as_ref().map(|h| h.kind()) {
-        Ok(HirKind::Class(Class::Unicode(c))) => c.ranges().iter().map(|r| (r.start() as u32, r.end() as u32)).collect(),
+        Ok(HirKind::Class(Class::Unicode(c))) => {
+            c.ranges().iter().map(|r| (r.start() as u32, r.end() as u32)).collect()
+        }
         // The patterns above are constants that always parse to a Unicode class.
         _ => Vec::new(),
     }

@@ -281,7 +281,13 @@ impl Scanner<'_> {
             }
             return e;
         }
-        let p = if b == b' ' && i + 1 < n && is_punct(self.at(i + 1).0) { Some(i + 1) } else if is_punct(c) { Some(i) } else { None };
+        let p = if b == b' ' && i + 1 < n && is_punct(self.at(i + 1).0) {
+            Some(i + 1)
+        } else if is_punct(c) {
+            Some(i)
+        } else {
+            None
+        };
         if let Some(p) = p {
             let e = self.run(p, is_punct);
             return self.run(e, |c| c & NL != 0);
@@ -390,7 +396,13 @@ impl Scanner<'_> {
             return e;
         }
         // ` ?[^\s\p{L}\p{N}]+[\r\n/]*`
-        let p = if b == b' ' && i + 1 < n && is_punct(self.at(i + 1).0) { Some(i + 1) } else if is_punct(c) { Some(i) } else { None };
+        let p = if b == b' ' && i + 1 < n && is_punct(self.at(i + 1).0) {
+            Some(i + 1)
+        } else if is_punct(c) {
+            Some(i)
+        } else {
+            None
+        };
         if let Some(p) = p {
             let e = self.run(p, is_punct);
             let mut k = e;
