@@ -14,7 +14,7 @@ fn corpus_text() -> String {
     let shared = root.join("../shared/corpus/english.jsonl");
     let path = if shared.exists() { shared } else { root.join("testdata/corpus.jsonl") };
     let raw = std::fs::read_to_string(&path).unwrap_or_default();
-    raw.split('\n').filter_map(|l| serde_json_text(l)).take(200).collect::<Vec<_>>().join("\n")
+    raw.split('\n').filter_map(serde_json_text).take(200).collect::<Vec<_>>().join("\n")
 }
 
 /// The "text" field of one JSON line, without a JSON dependency in this crate.
