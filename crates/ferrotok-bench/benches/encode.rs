@@ -3,6 +3,7 @@
 //!
 //! cargo bench -p ferrotok-bench
 
+#![expect(clippy::unwrap_used, reason = "a benchmark may abort when its setup fails")]
 use std::hint::black_box;
 use std::path::Path;
 
