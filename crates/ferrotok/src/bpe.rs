@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::vocab::{Rank, Vocab};
 
 /// Pieces up to this many bytes use the quadratic scan; longer ones the heap.
-pub const SMALL_PIECE: usize = 256;
+pub const SMALL_PIECE: usize = 64;
 
 const NONE: Rank = Rank::MAX;
 
@@ -88,7 +88,7 @@ pub fn merge_small(vocab: &Vocab, piece: &[u8], offset: usize, out: &mut Vec<Ran
     let mut parts: Vec<(usize, Rank)> = Vec::with_capacity(n + 1);
     let mut min = (NONE, usize::MAX);
     for i in 0..n - 1 {
-        let r = pair_rank(vocab, piece, i, i + 2);
+        let r = vocab.pair_rank(piece[i], piece[i + 1]);
         if r < min.0 {
             min = (r, i);
         }
@@ -140,7 +140,7 @@ pub fn merge_heap(vocab: &Vocab, piece: &[u8], offset: usize, out: &mut Vec<Rank
     let mut alive = vec![true; n];
     let mut heap: BinaryHeap<Reverse<(Rank, usize)>> = BinaryHeap::with_capacity(n);
     for (i, slot) in rank_at.iter_mut().enumerate().take(n - 1) {
-        let r = pair_rank(vocab, piece, i, i + 2);
+        let r = vocab.pair_rank(piece[i], piece[i + 1]);
         *slot = r;
         if r != NONE {
             heap.push(Reverse((r, i)));

@@ -17,6 +17,7 @@ pub mod error;
 pub mod parallel;
 pub mod pretokenize;
 pub mod registry;
+mod table;
 pub mod vocab;
 
 pub use encoding::{Allowed, Disallowed, Encoding};

@@ -9,6 +9,16 @@ use base64::Engine as _;
 use rustc_hash::FxHashMap;
 
 use crate::error::{Error, RankFileProblem, Result};
+use crate::table::TokenTable;
+
+/// The bytes of a present rank (empty for an absent one, which the table never stores).
+#[inline(always)]
+fn span_bytes<'a>(bytes: &'a [u8], spans: &[(u32, u32)], rank: Rank) -> &'a [u8] {
+    match spans.get(rank as usize) {
+        Some(&(start, len)) if len != ABSENT => bytes.get(start as usize..(start + len) as usize).unwrap_or(&[]),
+        _ => &[],
+    }
+}
 
 /// A token id.
 pub type Rank = u32;
@@ -20,13 +30,16 @@ const ABSENT: u32 = u32::MAX;
 #[derive(Clone, Debug)]
 pub struct Vocab {
     /// Token bytes → rank. Invariant: the inverse of `spans` over present ranks.
-    encoder: FxHashMap<Box<[u8]>, Rank>,
+    encoder: TokenTable,
     /// All token bytes, concatenated in rank order.
     bytes: Vec<u8>,
     /// `spans[r] = (start, len)` into `bytes`; `len == ABSENT` where rank `r` has no token.
     spans: Vec<(u32, u32)>,
     /// Rank of each single byte, `ABSENT` where the vocabulary lacks it.
     byte_ranks: [Rank; 256],
+    /// Rank of each two-byte token, indexed by `first << 8 | second`, `ABSENT` where none.
+    /// BPE's first round looks up every adjacent byte pair; this makes those lookups one load.
+    pair_ranks: Box<[Rank]>,
     /// Number of present tokens.
     len: usize,
 }
@@ -53,8 +66,7 @@ impl Vocab {
         let mut spans = vec![(0u32, ABSENT); n_space];
         let total: usize = pairs.iter().map(|(t, _)| t.len()).sum();
         let mut bytes = Vec::with_capacity(total);
-        let mut encoder: FxHashMap<Box<[u8]>, Rank> = FxHashMap::default();
-        encoder.reserve(pairs.len());
+        let mut encoder = TokenTable::with_capacity(pairs.len());
         let len = pairs.len();
         // Lay the bytes out in rank order so that neighbouring ids are close in memory.
         let mut sorted = pairs;
@@ -69,17 +81,25 @@ impl Vocab {
             let start = u32::try_from(bytes.len()).map_err(|_| Error::Vocab("token bytes exceed 4 GiB".into()))?;
             bytes.extend_from_slice(&token);
             spans[rank as usize] = (start, token.len() as u32);
-            if let Some(prev) = encoder.insert(token.into_boxed_slice(), rank) {
+            let (b, sp) = (&bytes, &spans);
+            if let Some(prev) = encoder.insert(&token, rank, |r| span_bytes(b, sp, r)) {
                 return Err(Error::Vocab(format!("the same token has ranks {prev} and {rank}")));
             }
         }
         let mut byte_ranks = [ABSENT; 256];
         for (b, slot) in byte_ranks.iter_mut().enumerate() {
-            if let Some(&r) = encoder.get(&[b as u8][..]) {
+            if let Some(r) = encoder.get(&[b as u8][..], |r| span_bytes(&bytes, &spans, r)) {
                 *slot = r;
             }
         }
-        Ok(Self { encoder, bytes, spans, byte_ranks, len })
+        let mut pair_ranks = vec![ABSENT; 1 << 16].into_boxed_slice();
+        for (r, &(start, len)) in spans.iter().enumerate() {
+            if len == 2 {
+                let s = start as usize;
+                pair_ranks[usize::from(bytes[s]) << 8 | usize::from(bytes[s + 1])] = r as Rank;
+            }
+        }
+        Ok(Self { encoder, bytes, spans, byte_ranks, pair_ranks, len })
     }
 
     /// Loads a tiktoken rank file (plain or gzip) from disk.
@@ -176,7 +196,7 @@ impl Vocab {
     /// The rank of a token, if it is one.
     #[inline]
     pub fn rank(&self, token: &[u8]) -> Option<Rank> {
-        self.encoder.get(token).copied()
+        self.encoder.get(token, |r| span_bytes(&self.bytes, &self.spans, r))
     }
 
     /// The rank of a single byte, if the vocabulary has it.
@@ -184,6 +204,12 @@ impl Vocab {
     pub fn byte_rank(&self, byte: u8) -> Option<Rank> {
         let r = self.byte_ranks[byte as usize];
         (r != ABSENT).then_some(r)
+    }
+
+    /// The rank of the two-byte token `a b`, or `Rank::MAX` if there is none.
+    #[inline(always)]
+    pub fn pair_rank(&self, a: u8, b: u8) -> Rank {
+        self.pair_ranks[usize::from(a) << 8 | usize::from(b)]
     }
 
     /// The bytes of a token, if the rank exists.

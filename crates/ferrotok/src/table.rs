@@ -1,0 +1,101 @@
+//! `TokenTable`: token bytes → rank, specialised for the lookups BPE makes millions of times.
+//!
+//! Why not a `HashMap<Box<[u8]>, Rank>`: profiles showed two thirds of encoding time in its
+//! `get` and the `memcmp` it calls. Most tokens are at most 8 bytes, so each slot keeps the
+//! token's first 8 bytes (`head`) and its length: a lookup hashes the piece from those same
+//! words and compares two integers, with no call and no pointer chase; only longer tokens
+//! compare their tail against the vocabulary's byte buffer.
+//!
+//! Open addressing with linear probing at load factor ≤ 1/2. Probe lengths depend only on
+//! the (fixed) vocabulary, never on the text, so lookups stay O(1) on any input.
+
+/// One slot; `len == 0` marks an empty slot (tokens are never empty).
+#[derive(Clone, Copy, Default)]
+struct Slot {
+    head: u64,
+    len: u32,
+    rank: u32,
+}
+
+#[derive(Clone, Default)]
+pub struct TokenTable {
+    slots: Vec<Slot>,
+    /// `slots.len() - 1`; `slots.len()` is a power of two.
+    mask: usize,
+}
+
+impl std::fmt::Debug for TokenTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenTable").field("slots", &self.slots.len()).finish()
+    }
+}
+
+/// The first (up to) 8 bytes, little-endian, zero-padded.
+#[inline(always)]
+pub fn head(b: &[u8]) -> u64 {
+    if let Some(first) = b.first_chunk::<8>() {
+        return u64::from_le_bytes(*first);
+    }
+    let mut v = 0u64;
+    for (i, &x) in b.iter().enumerate() {
+        v |= u64::from(x) << (8 * i);
+    }
+    v
+}
+
+#[inline(always)]
+fn hash(head: u64, b: &[u8]) -> u64 {
+    const K: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut h = (head ^ (b.len() as u64).rotate_left(56)).wrapping_mul(K);
+    if b.len() > 8 {
+        for chunk in b[8..].chunks(8) {
+            h = (h.rotate_left(23) ^ self::head(chunk)).wrapping_mul(K);
+        }
+    }
+    h ^ (h >> 31)
+}
+
+impl TokenTable {
+    /// An empty table sized for `n` tokens.
+    pub fn with_capacity(n: usize) -> Self {
+        let size = (n.max(8) * 2).next_power_of_two();
+        Self { slots: vec![Slot::default(); size], mask: size - 1 }
+    }
+
+    /// Inserts `token` (whose bytes `bytes_of` can produce for any rank already inserted).
+    /// Returns the rank already stored for these bytes, if any (and then inserts nothing).
+    pub fn insert<'a>(&mut self, token: &[u8], rank: u32, bytes_of: impl Fn(u32) -> &'a [u8]) -> Option<u32> {
+        let h = head(token);
+        let mut i = hash(h, token) as usize & self.mask;
+        loop {
+            let s = self.slots[i];
+            if s.len == 0 {
+                self.slots[i] = Slot { head: h, len: token.len() as u32, rank };
+                return None;
+            }
+            if s.len as usize == token.len() && s.head == h && (token.len() <= 8 || bytes_of(s.rank) == token) {
+                return Some(s.rank);
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+
+    /// The rank of `token`. `bytes_of(rank)` gives a stored token's bytes, for tokens longer
+    /// than 8 bytes.
+    #[inline(always)]
+    pub fn get<'a>(&self, token: &[u8], bytes_of: impl Fn(u32) -> &'a [u8]) -> Option<u32> {
+        let h = head(token);
+        let mut i = hash(h, token) as usize & self.mask;
+        loop {
+            let s = self.slots[i];
+            if s.len == 0 {
+                return None;
+            }
+            if s.len as usize == token.len() && s.head == h && (token.len() <= 8 || bytes_of(s.rank)[8..] == token[8..])
+            {
+                return Some(s.rank);
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+}
