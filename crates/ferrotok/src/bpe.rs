@@ -28,7 +28,7 @@ const NONE: Rank = Rank::MAX;
 #[inline]
 pub fn encode_piece(vocab: &Vocab, piece: &[u8], offset: usize, out: &mut Vec<Rank>) -> Result<()> {
     if piece.len() == 1 {
-        let r = vocab.byte_rank(piece[0]).ok_or(Error::Unencodable { byte: piece[0], offset })?;
+        let r = vocab.byte_rank(piece[0]).ok_or_else(|| Error::Unencodable { byte: piece[0], offset })?;
         out.push(r);
         return Ok(());
     }
@@ -62,30 +62,17 @@ fn pair_rank(vocab: &Vocab, piece: &[u8], start: usize, end: usize) -> Rank {
     vocab.rank(&piece[start..end]).unwrap_or(NONE)
 }
 
-fn push_parts(
-    vocab: &Vocab,
-    piece: &[u8],
-    offset: usize,
-    starts: impl Iterator<Item = (usize, usize)>,
-    out: &mut Vec<Rank>,
-) -> Result<()> {
-    for (s, e) in starts {
-        let r = if e - s == 1 {
-            vocab.byte_rank(piece[s]).ok_or(Error::Unencodable { byte: piece[s], offset: offset + s })?
-        } else {
-            // A part longer than one byte only exists because it was merged into a token.
-            vocab.rank(&piece[s..e]).ok_or(Error::Vocab("merged part is not a token".into()))?
-        };
-        out.push(r);
-    }
-    Ok(())
-}
-
 /// tiktoken's scan. `parts[i] = (start, rank of the pair starting at part i)`; the last two
 /// entries are sentinels so that `parts[i + 2].0` is always the end of the pair.
 pub fn merge_small(vocab: &Vocab, piece: &[u8], offset: usize, out: &mut Vec<Rank>) -> Result<()> {
     let n = piece.len();
     let mut parts: Vec<(usize, Rank)> = Vec::with_capacity(n + 1);
+    // The rank of each part's own bytes, kept in step with `parts` (merging a pair of rank r
+    // makes a part of rank r), so no lookup is needed to emit the result.
+    let mut part_ranks: Vec<Rank> = Vec::with_capacity(n);
+    for (i, &b) in piece.iter().enumerate() {
+        part_ranks.push(vocab.byte_rank(b).ok_or_else(|| Error::Unencodable { byte: b, offset: offset + i })?);
+    }
     let mut min = (NONE, usize::MAX);
     for i in 0..n - 1 {
         let r = vocab.pair_rank(piece[i], piece[i + 1]);
@@ -106,6 +93,8 @@ pub fn merge_small(vocab: &Vocab, piece: &[u8], offset: usize, out: &mut Vec<Ran
         }
         parts[i].1 = rank_after_merge(vocab, piece, &parts, i);
         parts.remove(i + 1);
+        part_ranks[i] = min.0;
+        part_ranks.remove(i + 1);
 
         min = (NONE, usize::MAX);
         for (j, &(_, r)) in parts[..parts.len() - 1].iter().enumerate() {
@@ -114,7 +103,8 @@ pub fn merge_small(vocab: &Vocab, piece: &[u8], offset: usize, out: &mut Vec<Ran
             }
         }
     }
-    push_parts(vocab, piece, offset, parts.windows(2).map(|w| (w[0].0, w[1].0)), out)
+    out.extend_from_slice(&part_ranks);
+    Ok(())
 }
 
 /// The rank of the pair starting at part `i` once parts `i+1` and `i+2` have been merged
@@ -138,6 +128,11 @@ pub fn merge_heap(vocab: &Vocab, piece: &[u8], offset: usize, out: &mut Vec<Rank
     let mut prev: Vec<usize> = (0..n).map(|i| i.wrapping_sub(1)).collect();
     let mut rank_at: Vec<Rank> = vec![NONE; n];
     let mut alive = vec![true; n];
+    // part_rank[i]: the rank of the part starting at i (valid while alive).
+    let mut part_rank: Vec<Rank> = Vec::with_capacity(n);
+    for (i, &b) in piece.iter().enumerate() {
+        part_rank.push(vocab.byte_rank(b).ok_or_else(|| Error::Unencodable { byte: b, offset: offset + i })?);
+    }
     let mut heap: BinaryHeap<Reverse<(Rank, usize)>> = BinaryHeap::with_capacity(n);
     for (i, slot) in rank_at.iter_mut().enumerate().take(n - 1) {
         let r = vocab.pair_rank(piece[i], piece[i + 1]);
@@ -155,6 +150,7 @@ pub fn merge_heap(vocab: &Vocab, piece: &[u8], offset: usize, out: &mut Vec<Rank
         let m = next[l];
         let e = next[m];
         alive[m] = false;
+        part_rank[l] = r;
         next[l] = e;
         if e < n {
             prev[e] = l;
@@ -173,13 +169,12 @@ pub fn merge_heap(vocab: &Vocab, piece: &[u8], offset: usize, out: &mut Vec<Rank
             }
         }
     }
-    let mut spans = Vec::new();
     let mut s = 0;
     while s < n {
-        spans.push((s, next[s]));
+        out.push(part_rank[s]);
         s = next[s];
     }
-    push_parts(vocab, piece, offset, spans.into_iter(), out)
+    Ok(())
 }
 
 #[cfg(test)]
