@@ -184,7 +184,8 @@ impl Encoding {
     fn encode_ordinary_at(&self, text: &str, base: usize, out: &mut Vec<Rank>) -> Result<()> {
         let bytes = text.as_bytes();
         let vocab = &*self.vocab;
-        self.pretokenizer.split(text, |s, e| bpe::encode_piece(vocab, &bytes[s..e], base + s, out))
+        let mut scratch = bpe::Scratch::default();
+        self.pretokenizer.split(text, |s, e| bpe::encode_piece(vocab, &bytes[s..e], base + s, out, &mut scratch))
     }
 
     /// The ids of `text`, treating special-token text as plain text.
@@ -223,7 +224,7 @@ impl Encoding {
     pub fn count(&self, text: &str, allowed: &Allowed, disallowed: &Disallowed) -> Result<usize> {
         self.check_disallowed(text, allowed, disallowed)?;
         let mut n = 0;
-        let mut scratch = Vec::new();
+        let mut scratch = bpe::Scratch::default();
         let vocab = &*self.vocab;
         self.for_each_segment(text, allowed, |seg| match seg {
             Segment::Text(s, base) => {
