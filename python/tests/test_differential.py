@@ -62,3 +62,31 @@ def test_full_shared_corpus(name: str, request: pytest.FixtureRequest) -> None:
     bad = mismatches(name, docs)
     print(f"{name}: {len(docs)} documents, {len(bad)} mismatching")
     assert bad == []
+
+
+@pytest.mark.parametrize("slots", ["0", "2"])
+def test_piece_cache_size_never_changes_ids(slots: str) -> None:
+    """The per-thread piece cache off (0 slots) or thrashing (2 slots) gives the same ids."""
+    import hashlib
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import ferrotok, json, sys, hashlib\n"
+        "docs = json.load(sys.stdin)\n"
+        "for name in ['cl100k_base', 'o200k_base']:\n"
+        "    enc = ferrotok.get_encoding(name)\n"
+        "    ids = [enc.encode_ordinary(t) for t in docs] + [enc.encode_ordinary(t) for t in docs]\n"
+        "    print(hashlib.sha256(json.dumps(ids).encode()).hexdigest())\n"
+    )
+    texts = [d["text"] for d in corpus()]
+    env = {**os.environ, "FERROTOK_CACHE_SLOTS": slots}
+    out = subprocess.run([sys.executable, "-c", code], input=json.dumps(texts).encode(), env=env, capture_output=True, check=True)
+    expected = []
+    for name in ["cl100k_base", "o200k_base"]:
+        ref = reference(name)
+        ids = [ref.encode_ordinary(t) for t in texts] * 2
+        expected.append(hashlib.sha256(json.dumps(ids).encode()).hexdigest())
+    assert out.stdout.decode().split() == expected

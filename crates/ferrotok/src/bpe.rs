@@ -16,7 +16,9 @@
 //! result needs no further lookup. Their buffers live in a `Scratch` that the caller reuses
 //! across the pieces of a text, so merging allocates nothing in the steady state.
 
+use crate::cache::{PieceCache, MAX_PIECE};
 use crate::error::{Error, Result};
+use crate::table;
 use crate::vocab::{Rank, Vocab};
 
 /// Pieces up to this many bytes use the quadratic scan; longer ones `merge_blocked`.
@@ -41,6 +43,15 @@ pub struct Scratch {
     tree: Vec<u64>,
     /// count_piece's output.
     out: Vec<Rank>,
+    /// Merged pieces seen before on this thread.
+    pub(crate) cache: PieceCache,
+}
+
+impl Scratch {
+    /// Empty buffers around a piece cache.
+    pub fn with_cache(cache: PieceCache) -> Self {
+        Self { cache, ..Self::default() }
+    }
 }
 
 /// Appends the ranks of `piece` to `out`. `offset` is the piece's byte offset in the whole
@@ -62,11 +73,21 @@ pub fn encode_piece(
         out.push(r);
         return Ok(());
     }
-    if piece.len() <= SMALL_PIECE {
-        merge_small(vocab, piece, offset, out, scratch)
-    } else {
-        merge_blocked(vocab, piece, offset, out, scratch)
+    if piece.len() > SMALL_PIECE {
+        return merge_blocked(vocab, piece, offset, out, scratch);
     }
+    if piece.len() > MAX_PIECE {
+        return merge_small(vocab, piece, offset, out, scratch);
+    }
+    let h = table::hash(table::head(piece), piece);
+    if let Some(ids) = scratch.cache.get(piece, h) {
+        out.extend_from_slice(ids);
+        return Ok(());
+    }
+    let start = out.len();
+    merge_small(vocab, piece, offset, out, scratch)?;
+    scratch.cache.put(piece, h, &out[start..]);
+    Ok(())
 }
 
 /// Counts the ranks `encode_piece` would append.

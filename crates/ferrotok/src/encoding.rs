@@ -184,8 +184,9 @@ impl Encoding {
     fn encode_ordinary_at(&self, text: &str, base: usize, out: &mut Vec<Rank>) -> Result<()> {
         let bytes = text.as_bytes();
         let vocab = &*self.vocab;
-        let mut scratch = bpe::Scratch::default();
-        self.pretokenizer.split(text, |s, e| bpe::encode_piece(vocab, &bytes[s..e], base + s, out, &mut scratch))
+        crate::cache::with_scratch(vocab.id(), |scratch| {
+            self.pretokenizer.split(text, |s, e| bpe::encode_piece(vocab, &bytes[s..e], base + s, out, scratch))
+        })
     }
 
     /// The ids of `text`, treating special-token text as plain text.
@@ -224,20 +225,21 @@ impl Encoding {
     pub fn count(&self, text: &str, allowed: &Allowed, disallowed: &Disallowed) -> Result<usize> {
         self.check_disallowed(text, allowed, disallowed)?;
         let mut n = 0;
-        let mut scratch = bpe::Scratch::default();
         let vocab = &*self.vocab;
-        self.for_each_segment(text, allowed, |seg| match seg {
-            Segment::Text(s, base) => {
-                let b = s.as_bytes();
-                self.pretokenizer.split(s, |st, e| {
-                    n += bpe::count_piece(vocab, &b[st..e], base + st, &mut scratch)?;
+        crate::cache::with_scratch(vocab.id(), |scratch| {
+            self.for_each_segment(text, allowed, |seg| match seg {
+                Segment::Text(s, base) => {
+                    let b = s.as_bytes();
+                    self.pretokenizer.split(s, |st, e| {
+                        n += bpe::count_piece(vocab, &b[st..e], base + st, scratch)?;
+                        Ok(())
+                    })
+                }
+                Segment::Special(_) => {
+                    n += 1;
                     Ok(())
-                })
-            }
-            Segment::Special(_) => {
-                n += 1;
-                Ok(())
-            }
+                }
+            })
         })?;
         Ok(n)
     }

@@ -12,12 +12,13 @@
 //! ```
 
 pub mod bpe;
+pub mod cache;
 pub mod encoding;
 pub mod error;
 pub mod parallel;
 pub mod pretokenize;
 pub mod registry;
-mod table;
+pub(crate) mod table;
 pub mod vocab;
 
 pub use encoding::{Allowed, Disallowed, Encoding};

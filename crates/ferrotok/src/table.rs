@@ -43,8 +43,9 @@ pub fn head(b: &[u8]) -> u64 {
     v
 }
 
+/// A fast hash of short byte strings (also used by the piece cache).
 #[inline(always)]
-fn hash(head: u64, b: &[u8]) -> u64 {
+pub fn hash(head: u64, b: &[u8]) -> u64 {
     const K: u64 = 0x9E37_79B9_7F4A_7C15;
     let mut h = (head ^ (b.len() as u64).rotate_left(56)).wrapping_mul(K);
     if b.len() > 8 {

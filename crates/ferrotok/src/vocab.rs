@@ -29,6 +29,9 @@ const ABSENT: u32 = u32::MAX;
 /// Mergeable ranks of a byte-level BPE: every token is a byte string; lower rank merges first.
 #[derive(Clone, Debug)]
 pub struct Vocab {
+    /// Unique per vocabulary built in this process (clones share it, having the same tokens);
+    /// keys the per-thread piece caches.
+    id: u64,
     /// Token bytes → rank. Invariant: the inverse of `spans` over present ranks.
     encoder: TokenTable,
     /// All token bytes, concatenated in rank order.
@@ -99,7 +102,9 @@ impl Vocab {
                 pair_ranks[usize::from(bytes[s]) << 8 | usize::from(bytes[s + 1])] = r as Rank;
             }
         }
-        Ok(Self { encoder, bytes, spans, byte_ranks, pair_ranks, len })
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(Self { id, encoder, bytes, spans, byte_ranks, pair_ranks, len })
     }
 
     /// Loads a tiktoken rank file (plain or gzip) from disk.
@@ -220,6 +225,11 @@ impl Vocab {
             return None;
         }
         self.bytes.get(start as usize..start as usize + len as usize)
+    }
+
+    /// This vocabulary's unique id in the process.
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     /// Number of tokens.

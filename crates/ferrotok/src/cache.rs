@@ -1,0 +1,124 @@
+//! A per-thread cache of merged pieces: piece bytes → ids, for pieces that are not a single
+//! token (those are one table lookup already) and at most `MAX_PIECE` bytes long.
+//!
+//! Caching: direct-mapped (one slot per hash bucket, a new entry replaces the old one), so
+//! memory is bounded by the slot count whatever the text, and a lookup is one hash, one load
+//! and one comparison. Entries are a pure function of the piece bytes and the vocabulary, so
+//! a hit returns exactly what merging would; the cache is keyed by the vocabulary's unique id,
+//! never by an address that could be reused.
+//!
+//! Threading: each thread has its own caches (at most `MAX_VOCABS`, the least recently used
+//! one is dropped), so there is no lock and no sharing; a batch's worker threads start empty
+//! and are discarded with the threads. `FERROTOK_CACHE_SLOTS` sets the slots per cache
+//! (a power of two; 0 disables caching), read once per thread.
+
+use std::cell::RefCell;
+
+use crate::bpe::Scratch;
+
+/// Longest piece that is cached (longer ones are rare in real text and would bloat entries).
+pub const MAX_PIECE: usize = 64;
+/// Default slots per cache (about 1 MiB per thread and vocabulary on real text).
+pub const DEFAULT_SLOTS: usize = 1 << 14;
+const MAX_VOCABS: usize = 4;
+/// The environment variable that sets the slots per cache.
+pub const SLOTS_ENV: &str = "FERROTOK_CACHE_SLOTS";
+
+#[derive(Default, Debug)]
+struct Entry {
+    key: Box<[u8]>,
+    ids: Box<[u32]>,
+}
+
+/// One vocabulary's cache.
+#[derive(Debug, Default)]
+pub struct PieceCache {
+    slots: Vec<Entry>,
+}
+
+impl PieceCache {
+    fn new(slots: usize) -> Self {
+        Self { slots: std::iter::repeat_with(Entry::default).take(slots).collect() }
+    }
+
+    /// The cached ids of `piece` (whose hash is `h`), if present.
+    #[inline]
+    pub fn get(&self, piece: &[u8], h: u64) -> Option<&[u32]> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let e = &self.slots[h as usize & (self.slots.len() - 1)];
+        (*e.key == *piece).then_some(&*e.ids)
+    }
+
+    /// Stores `ids` for `piece`, replacing whatever shared its slot.
+    #[inline]
+    pub fn put(&mut self, piece: &[u8], h: u64, ids: &[u32]) {
+        if self.slots.is_empty() {
+            return;
+        }
+        let n = self.slots.len();
+        self.slots[h as usize & (n - 1)] = Entry { key: piece.into(), ids: ids.into() };
+    }
+}
+
+fn slots_from_env() -> usize {
+    std::env::var(SLOTS_ENV).ok().and_then(|v| v.trim().parse::<usize>().ok()).map_or(DEFAULT_SLOTS, |n| {
+        if n == 0 {
+            0
+        } else {
+            n.next_power_of_two()
+        }
+    })
+}
+
+thread_local! {
+    /// `(vocabulary id, scratch with its cache)`, most recently used last.
+    static SCRATCH: RefCell<(usize, Vec<(u64, Scratch)>)> = RefCell::new((slots_from_env(), Vec::new()));
+}
+
+/// Runs `f` with this thread's scratch buffers and piece cache for vocabulary `vocab_id`.
+pub fn with_scratch<T>(vocab_id: u64, f: impl FnOnce(&mut Scratch) -> T) -> T {
+    // Take the scratch out of the thread-local for the duration of `f`, so that nothing is
+    // borrowed while `f` runs, then put it back (most recently used last).
+    let taken = SCRATCH.try_with(|cell| {
+        let mut guard = cell.borrow_mut();
+        let (slots, list) = &mut *guard;
+        match list.iter().position(|(id, _)| *id == vocab_id) {
+            Some(i) => list.remove(i).1,
+            None => Scratch::with_cache(PieceCache::new(*slots)),
+        }
+    });
+    let Ok(mut scratch) = taken else {
+        // The thread is shutting down: work without a cache.
+        return f(&mut Scratch::default());
+    };
+    let result = f(&mut scratch);
+    let _ = SCRATCH.try_with(|cell| {
+        let mut guard = cell.borrow_mut();
+        let list = &mut guard.1;
+        if list.len() >= MAX_VOCABS {
+            list.remove(0);
+        }
+        list.push((vocab_id, scratch));
+    });
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn direct_mapped_replaces_and_never_confuses_keys() {
+        let mut c = PieceCache::new(2);
+        c.put(b"abc", 0, &[1, 2]);
+        assert_eq!(c.get(b"abc", 0), Some(&[1, 2][..]));
+        assert_eq!(c.get(b"abd", 0), None, "same slot, other key");
+        c.put(b"xyz", 2, &[9]);
+        assert_eq!(c.get(b"abc", 0), None, "replaced");
+        assert_eq!(c.get(b"xyz", 2), Some(&[9][..]));
+        let off = PieceCache::new(0);
+        assert_eq!(off.get(b"abc", 0), None);
+    }
+}
