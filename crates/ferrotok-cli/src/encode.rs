@@ -22,7 +22,7 @@ pub struct Args {
     #[arg(long, conflicts_with = "format")]
     json: bool,
     /// What to do with special-token text such as `<|endoftext|>`.
-    #[arg(long, value_enum, default_value_t = Special::Error)]
+    #[arg(long, value_enum, default_value_t = Special::Ordinary)]
     special: Special,
 }
 

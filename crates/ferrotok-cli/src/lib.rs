@@ -31,15 +31,16 @@ enum Command {
     Encodings(encodings::Args),
 }
 
-/// What to do with special-token text such as `<|endoftext|>`.
+/// What to do with special-token text such as `<|endoftext|>`. The command's default is
+/// `ordinary`: files are text, and text must not be able to smuggle in control tokens.
 #[derive(ValueEnum, Clone, Copy, Debug, Default)]
 pub enum Special {
-    /// Fail with an error that names the token and its position (tiktoken's default).
-    #[default]
+    /// Fail with an error that names the token and its position (tiktoken's `encode` default).
     Error,
     /// Encode it as the special token's id.
     Allow,
     /// Encode it as ordinary text.
+    #[default]
     Ordinary,
 }
 

@@ -27,8 +27,13 @@ fn encode_json_from_stdin() {
 }
 
 #[test]
-fn encode_refuses_special_tokens_by_default() {
+fn encode_special_tokens_are_ordinary_text_by_default() {
     assert_cmd_snapshot!(ferrotok().args(["encode", "-e", "cl100k_base", "special.txt"]));
+}
+
+#[test]
+fn encode_special_error_names_token_and_position() {
+    assert_cmd_snapshot!(ferrotok().args(["encode", "-e", "cl100k_base", "--special", "error", "special.txt"]));
 }
 
 #[test]
