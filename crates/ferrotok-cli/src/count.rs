@@ -1,20 +1,16 @@
 //! `ferrotok count`
 
 use std::io::Write;
-use std::path::PathBuf;
 
 use ferrotok::parallel;
 
-use crate::io::{encoding, finish, read_inputs, stdout};
+use crate::io::{encoding, finish, read_inputs, stdout, Documents};
 use crate::{CliError, Special};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Files to count, each one document (`-` or none: standard input).
-    files: Vec<PathBuf>,
-    /// The encoding.
-    #[arg(short, long, default_value = "o200k_base")]
-    encoding: String,
+    #[command(flatten)]
+    input: Documents,
     /// Print JSON: {"encoding", "files": [{"file", "tokens", "bytes"}], "total_tokens", "total_bytes"}.
     #[arg(long)]
     json: bool,
@@ -27,9 +23,9 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<(), CliError> {
-    let enc = encoding(&args.encoding)?;
+    let enc = encoding(&args.input.encoding)?;
     let (allowed, disallowed) = args.special.policy();
-    let inputs = read_inputs(&args.files)?;
+    let inputs = read_inputs(&args.input.files)?;
     let counts = parallel::map(&inputs, parallel::num_threads(args.threads), |input| -> Result<usize, CliError> {
         let text = input.text()?;
         enc.count(text, &allowed, &disallowed).map_err(|e| crate::doc_error(&input.name, e))

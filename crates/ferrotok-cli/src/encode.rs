@@ -1,20 +1,16 @@
 //! `ferrotok encode`
 
 use std::io::Write;
-use std::path::PathBuf;
 
 use clap::ValueEnum;
 
-use crate::io::{encoding, finish, read_inputs, stdout};
+use crate::io::{encoding, finish, read_inputs, stdout, Documents};
 use crate::{CliError, Special};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Files to encode, each one document (`-` or none: standard input).
-    files: Vec<PathBuf>,
-    /// The encoding.
-    #[arg(short, long, default_value = "o200k_base")]
-    encoding: String,
+    #[command(flatten)]
+    input: Documents,
     /// What to print.
     #[arg(short, long, value_enum, default_value_t = Format::Ids)]
     format: Format,
@@ -37,11 +33,11 @@ enum Format {
 }
 
 pub fn run(args: Args) -> Result<(), CliError> {
-    let enc = encoding(&args.encoding)?;
+    let enc = encoding(&args.input.encoding)?;
     let (allowed, disallowed) = args.special.policy();
     let format = if args.json { Format::Json } else { args.format };
     let mut out = stdout();
-    for input in read_inputs(&args.files)? {
+    for input in read_inputs(&args.input.files)? {
         let text = input.text()?;
         let ids = enc.encode(text, &allowed, &disallowed).map_err(|e| crate::doc_error(&input.name, e))?;
         match format {

@@ -6,6 +6,16 @@ use std::sync::Arc;
 
 use crate::CliError;
 
+/// The arguments every document-reading subcommand takes.
+#[derive(clap::Args, Debug)]
+pub struct Documents {
+    /// Input files, each one document (`-` or none: standard input).
+    pub files: Vec<PathBuf>,
+    /// The encoding.
+    #[arg(short, long, default_value = "o200k_base")]
+    pub encoding: String,
+}
+
 /// One input: its display name and its bytes.
 pub struct Input {
     pub name: String,

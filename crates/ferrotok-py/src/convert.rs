@@ -68,6 +68,13 @@ pub enum SpecialArg {
     Set(Vec<String>),
 }
 
+impl SpecialArg {
+    /// No special tokens (the default of `allowed_special`).
+    pub const fn none() -> Self {
+        Self::Set(Vec::new())
+    }
+}
+
 impl<'a, 'py> FromPyObject<'a, 'py> for SpecialArg {
     type Error = PyErr;
 

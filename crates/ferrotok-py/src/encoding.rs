@@ -7,7 +7,7 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyInt, PyList, PyString, PyTuple};
 
-use ferrotok::{parallel, Encoding, Rank, Vocab};
+use ferrotok::{parallel, Allowed, Disallowed, Encoding, Rank, Vocab};
 
 use crate::convert::{policy, texts, type_name, SpecialArg, Text};
 use crate::errors::{py_err, to_py};
@@ -46,6 +46,49 @@ impl PyEncoding {
 
     fn new_inner(inner: Arc<Encoding>, builtin: bool) -> Self {
         Self { inner, builtin, ints: OnceLock::new() }
+    }
+
+    /// Extracts `text` and the special-token policy, then runs `f` on the core (detached from
+    /// the interpreter when the text is large enough to be worth it).
+    fn run<T: Send>(
+        &self,
+        py: Python<'_>,
+        text: &Bound<'_, PyAny>,
+        allowed: SpecialArg,
+        disallowed: SpecialArg,
+        f: impl FnOnce(&Encoding, &str, &Allowed, &Disallowed) -> ferrotok::Result<T> + Send,
+    ) -> PyResult<T> {
+        let t = Text::extract(text, "text")?;
+        let s = t.as_str();
+        let (a, d) = policy(allowed, disallowed);
+        let inner = &*self.inner;
+        detach(py, s.len(), || f(inner, s, &a, &d)).map_err(py_err(py))
+    }
+
+    /// `run` over a list of texts, on `num_threads` threads; the first error is raised.
+    fn run_batch<T: Send>(
+        &self,
+        py: Python<'_>,
+        text: &Bound<'_, PyAny>,
+        num_threads: Option<usize>,
+        allowed: SpecialArg,
+        disallowed: SpecialArg,
+        f: impl Fn(&Encoding, &str, &Allowed, &Disallowed) -> ferrotok::Result<T> + Sync,
+    ) -> PyResult<Vec<T>> {
+        let items = texts(text, "text")?;
+        let (a, d) = policy(allowed, disallowed);
+        let inner = &*self.inner;
+        let threads = parallel::num_threads(num_threads);
+        let results = py.detach(|| parallel::map(&items, threads, |t| f(inner, t.as_str(), &a, &d)));
+        results.into_iter().map(|r| r.map_err(py_err(py))).collect()
+    }
+
+    fn lists<'py>(&self, py: Python<'py>, all: Vec<Vec<Rank>>) -> PyResult<Bound<'py, PyList>> {
+        let out = PyList::empty(py);
+        for ids in all {
+            out.append(self.list(py, ids)?)?;
+        }
+        Ok(out)
     }
 
     fn list<'py>(&self, py: Python<'py>, ids: Vec<Rank>) -> PyResult<Bound<'py, PyList>> {
@@ -210,15 +253,13 @@ impl PyEncoding {
     /// Encodes text, treating special-token text as ordinary text.
     #[pyo3(signature = (text, /))]
     fn encode_ordinary<'py>(&self, py: Python<'py>, text: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
-        let t = Text::extract(text, "text")?;
-        let s = t.as_str();
-        let ids = detach(py, s.len(), || self.inner.encode_ordinary(s)).map_err(py_err(py))?;
+        let ids = self.run(py, text, SpecialArg::none(), SpecialArg::none(), |e, s, _, _| e.encode_ordinary(s))?;
         self.list(py, ids)
     }
 
     /// Encodes text. Special-token text raises unless allowed (then it becomes its id) or
     /// removed from `disallowed_special` (then it is encoded as ordinary text).
-    #[pyo3(signature = (text, /, *, allowed_special = SpecialArg::Set(Vec::new()), disallowed_special = SpecialArg::All))]
+    #[pyo3(signature = (text, /, *, allowed_special = SpecialArg::none(), disallowed_special = SpecialArg::All))]
     fn encode<'py>(
         &self,
         py: Python<'py>,
@@ -226,15 +267,12 @@ impl PyEncoding {
         allowed_special: SpecialArg,
         disallowed_special: SpecialArg,
     ) -> PyResult<Bound<'py, PyList>> {
-        let t = Text::extract(text, "text")?;
-        let s = t.as_str();
-        let (a, d) = policy(allowed_special, disallowed_special);
-        let ids = detach(py, s.len(), || self.inner.encode(s, &a, &d)).map_err(py_err(py))?;
+        let ids = self.run(py, text, allowed_special, disallowed_special, Encoding::encode)?;
         self.list(py, ids)
     }
 
     /// Like `encode`, returning a `numpy.ndarray` of `uint32` without an intermediate list.
-    #[pyo3(signature = (text, /, *, allowed_special = SpecialArg::Set(Vec::new()), disallowed_special = SpecialArg::All))]
+    #[pyo3(signature = (text, /, *, allowed_special = SpecialArg::none(), disallowed_special = SpecialArg::All))]
     fn encode_to_numpy<'py>(
         &self,
         py: Python<'py>,
@@ -242,17 +280,14 @@ impl PyEncoding {
         allowed_special: SpecialArg,
         disallowed_special: SpecialArg,
     ) -> PyResult<Bound<'py, PyArray1<u32>>> {
-        let t = Text::extract(text, "text")?;
-        let s = t.as_str();
-        let (a, d) = policy(allowed_special, disallowed_special);
-        let ids = detach(py, s.len(), || self.inner.encode(s, &a, &d)).map_err(py_err(py))?;
+        let ids = self.run(py, text, allowed_special, disallowed_special, Encoding::encode)?;
         let arr = PyArray1::from_vec(py, ids);
         arr.readwrite().make_nonwriteable();
         Ok(arr)
     }
 
     /// The number of tokens `encode` would return, without building them.
-    #[pyo3(signature = (text, /, *, allowed_special = SpecialArg::Set(Vec::new()), disallowed_special = SpecialArg::All))]
+    #[pyo3(signature = (text, /, *, allowed_special = SpecialArg::none(), disallowed_special = SpecialArg::All))]
     fn count(
         &self,
         py: Python<'_>,
@@ -260,15 +295,12 @@ impl PyEncoding {
         allowed_special: SpecialArg,
         disallowed_special: SpecialArg,
     ) -> PyResult<usize> {
-        let t = Text::extract(text, "text")?;
-        let s = t.as_str();
-        let (a, d) = policy(allowed_special, disallowed_special);
-        detach(py, s.len(), || self.inner.count(s, &a, &d)).map_err(py_err(py))
+        self.run(py, text, allowed_special, disallowed_special, Encoding::count)
     }
 
     /// Encodes many texts in parallel (`num_threads` defaults to `FERROTOK_NUM_THREADS` or the
     /// number of cores).
-    #[pyo3(signature = (text, /, *, num_threads = None, allowed_special = SpecialArg::Set(Vec::new()), disallowed_special = SpecialArg::All))]
+    #[pyo3(signature = (text, /, *, num_threads = None, allowed_special = SpecialArg::none(), disallowed_special = SpecialArg::All))]
     fn encode_batch<'py>(
         &self,
         py: Python<'py>,
@@ -277,16 +309,8 @@ impl PyEncoding {
         allowed_special: SpecialArg,
         disallowed_special: SpecialArg,
     ) -> PyResult<Bound<'py, PyList>> {
-        let items = texts(text, "text")?;
-        let (a, d) = policy(allowed_special, disallowed_special);
-        let inner = &*self.inner;
-        let results = py
-            .detach(|| parallel::map(&items, parallel::num_threads(num_threads), |t| inner.encode(t.as_str(), &a, &d)));
-        let out = PyList::empty(py);
-        for r in results {
-            out.append(self.list(py, r.map_err(py_err(py))?)?)?;
-        }
-        Ok(out)
+        let all = self.run_batch(py, text, num_threads, allowed_special, disallowed_special, Encoding::encode)?;
+        self.lists(py, all)
     }
 
     /// Encodes many texts in parallel, treating special-token text as ordinary text.
@@ -297,20 +321,14 @@ impl PyEncoding {
         text: &Bound<'py, PyAny>,
         num_threads: Option<usize>,
     ) -> PyResult<Bound<'py, PyList>> {
-        let items = texts(text, "text")?;
-        let inner = &*self.inner;
-        let results = py.detach(|| {
-            parallel::map(&items, parallel::num_threads(num_threads), |t| inner.encode_ordinary(t.as_str()))
-        });
-        let out = PyList::empty(py);
-        for r in results {
-            out.append(self.list(py, r.map_err(py_err(py))?)?)?;
-        }
-        Ok(out)
+        let all = self.run_batch(py, text, num_threads, SpecialArg::none(), SpecialArg::none(), |e, s, _, _| {
+            e.encode_ordinary(s)
+        })?;
+        self.lists(py, all)
     }
 
     /// Token counts of many texts, in parallel.
-    #[pyo3(signature = (text, /, *, num_threads = None, allowed_special = SpecialArg::Set(Vec::new()), disallowed_special = SpecialArg::All))]
+    #[pyo3(signature = (text, /, *, num_threads = None, allowed_special = SpecialArg::none(), disallowed_special = SpecialArg::All))]
     fn count_batch(
         &self,
         py: Python<'_>,
@@ -319,12 +337,7 @@ impl PyEncoding {
         allowed_special: SpecialArg,
         disallowed_special: SpecialArg,
     ) -> PyResult<Vec<usize>> {
-        let items = texts(text, "text")?;
-        let (a, d) = policy(allowed_special, disallowed_special);
-        let inner = &*self.inner;
-        let results = py
-            .detach(|| parallel::map(&items, parallel::num_threads(num_threads), |t| inner.count(t.as_str(), &a, &d)));
-        results.into_iter().map(|r| r.map_err(py_err(py))).collect()
+        self.run_batch(py, text, num_threads, allowed_special, disallowed_special, Encoding::count)
     }
 
     /// Encodes a string or bytes that is exactly one token (ordinary or special).

@@ -140,6 +140,35 @@ impl Scanner<'_> {
         i
     }
 
+    /// `\p{N}{1,3}` once the first digit ends at `e`: up to two more digits.
+    #[inline(always)]
+    fn up_to_three_digits(&self, mut e: usize) -> usize {
+        for _ in 0..2 {
+            if e < self.t.len() {
+                let (c, l) = self.at(e);
+                if c & N != 0 {
+                    e += l;
+                    continue;
+                }
+            }
+            break;
+        }
+        e
+    }
+
+    /// Where ` ?[^\s\p{L}\p{N}]+` starts its punctuation run at `i` (class `c`), if it matches:
+    /// after an optional space, or at `i` itself.
+    #[inline(always)]
+    fn punct_start(&self, i: usize, c: u8) -> Option<usize> {
+        if self.t[i] == b' ' && i + 1 < self.t.len() && is_punct(self.at(i + 1).0) {
+            Some(i + 1)
+        } else if is_punct(c) {
+            Some(i)
+        } else {
+            None
+        }
+    }
+
     /// The whitespace run from `i`: (end, start of its last character, end of its last `\r`/`\n`).
     #[inline(always)]
     fn ws_run(&self, mut i: usize) -> (usize, usize, Option<usize>) {
@@ -268,26 +297,9 @@ impl Scanner<'_> {
             return self.run(i + l, |c| c & L != 0);
         }
         if c & N != 0 {
-            let mut e = i + l;
-            for _ in 0..2 {
-                if e < n {
-                    let (c2, l2) = self.at(e);
-                    if c2 & N != 0 {
-                        e += l2;
-                        continue;
-                    }
-                }
-                break;
-            }
-            return e;
+            return self.up_to_three_digits(i + l);
         }
-        let p = if b == b' ' && i + 1 < n && is_punct(self.at(i + 1).0) {
-            Some(i + 1)
-        } else if is_punct(c) {
-            Some(i)
-        } else {
-            None
-        };
+        let p = self.punct_start(i, c);
         if let Some(p) = p {
             let e = self.run(p, is_punct);
             return self.run(e, |c| c & NL != 0);
@@ -359,7 +371,6 @@ impl Scanner<'_> {
     #[inline]
     fn next_o200k(&self, i: usize) -> usize {
         let n = self.t.len();
-        let b = self.t[i];
         let (c, l) = self.at(i);
         // [^\r\n\p{L}\p{N}]? — greedy, so first with the prefix, then without.
         let prefix = c & (NL | L | N) == 0 && i + l < n;
@@ -382,27 +393,10 @@ impl Scanner<'_> {
             return self.o200k_suffix(e);
         }
         if c & N != 0 {
-            let mut e = i + l;
-            for _ in 0..2 {
-                if e < n {
-                    let (c2, l2) = self.at(e);
-                    if c2 & N != 0 {
-                        e += l2;
-                        continue;
-                    }
-                }
-                break;
-            }
-            return e;
+            return self.up_to_three_digits(i + l);
         }
         // ` ?[^\s\p{L}\p{N}]+[\r\n/]*`
-        let p = if b == b' ' && i + 1 < n && is_punct(self.at(i + 1).0) {
-            Some(i + 1)
-        } else if is_punct(c) {
-            Some(i)
-        } else {
-            None
-        };
+        let p = self.punct_start(i, c);
         if let Some(p) = p {
             let e = self.run(p, is_punct);
             let mut k = e;
