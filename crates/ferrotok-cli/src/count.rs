@@ -26,10 +26,20 @@ pub fn run(args: Args) -> Result<(), CliError> {
     let enc = encoding(&args.input.encoding)?;
     let (allowed, disallowed) = args.special.policy();
     let inputs = read_inputs(&args.input.files)?;
-    let counts = parallel::map(&inputs, parallel::num_threads(args.threads), |input| -> Result<usize, CliError> {
+    let threads = parallel::num_threads(args.threads);
+    let counts = if let ([input], Special::Ordinary) = (&inputs[..], args.special) {
+        // One document: cut it between threads (exact; see `encode_ordinary_parallel`).
         let text = input.text()?;
-        enc.count(text, &allowed, &disallowed).map_err(|e| crate::doc_error(&input.name, e))
-    });
+        vec![enc
+            .encode_ordinary_parallel(text, threads)
+            .map(|ids| ids.len())
+            .map_err(|e| crate::doc_error(&input.name, e))]
+    } else {
+        parallel::map(&inputs, threads, |input| -> Result<usize, CliError> {
+            let text = input.text()?;
+            enc.count(text, &allowed, &disallowed).map_err(|e| crate::doc_error(&input.name, e))
+        })
+    };
     let counts: Vec<usize> = counts.into_iter().collect::<Result<_, _>>()?;
     let total: usize = counts.iter().sum();
     let total_bytes: usize = inputs.iter().map(|i| i.bytes.len()).sum();

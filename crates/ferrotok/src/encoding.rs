@@ -8,7 +8,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::bpe;
 use crate::error::{Error, Result};
-use crate::pretokenize::PreTokenizer;
+use crate::pretokenize::{Family, PreTokenizer};
 use crate::vocab::{Rank, Vocab};
 
 /// Which special tokens may appear in the text and be encoded as special tokens.
@@ -194,6 +194,92 @@ impl Encoding {
         let mut out = Vec::with_capacity(text.len() / 4 + 1);
         self.encode_ordinary_into(text, &mut out)?;
         Ok(out)
+    }
+
+    /// `encode_ordinary` on up to `threads` threads, for long texts.
+    ///
+    /// Exact: the text is cut at roughly equal byte offsets; each thread scans pieces from its
+    /// cut and, past the next cut, keeps going until it reaches a piece start that the next
+    /// thread's scan also has (it computes the next thread's first pieces itself). Scans are
+    /// memoryless, so from that shared start on both produce the same pieces; the next
+    /// thread's output before it is dropped. Cuts that never meet such a point (or any error)
+    /// fall back to one sequential pass, so the result always equals `encode_ordinary`.
+    /// Only for the hand-written splitters; regex patterns run sequentially.
+    pub fn encode_ordinary_parallel(&self, text: &str, threads: usize) -> Result<Vec<Rank>> {
+        const MIN_SEGMENT: usize = 256 * 1024;
+        self.encode_ordinary_in_segments(text, threads.min(text.len() / MIN_SEGMENT).max(1), threads)
+    }
+
+    /// `encode_ordinary_parallel` with an explicit number of segments (tests use tiny ones).
+    pub fn encode_ordinary_in_segments(&self, text: &str, segments: usize, threads: usize) -> Result<Vec<Rank>> {
+        match self.try_segments(text, segments, threads) {
+            Some(ids) => Ok(ids),
+            None => self.encode_ordinary(text),
+        }
+    }
+
+    /// The cut-and-stitch result, or None where one sequential pass is needed instead.
+    fn try_segments(&self, text: &str, segments: usize, threads: usize) -> Option<Vec<Rank>> {
+        let PreTokenizer::Fast(family) = self.pretokenizer else { return None };
+        if segments <= 1 || text.len() < 2 * segments {
+            return None;
+        }
+        let mut cuts = vec![0];
+        for j in 1..segments {
+            let mut q = text.len() * j / segments;
+            while !text.is_char_boundary(q) {
+                q += 1;
+            }
+            if cuts.last().is_some_and(|&last| q > last) && q < text.len() {
+                cuts.push(q);
+            }
+        }
+        let indices: Vec<usize> = (0..cuts.len()).collect();
+        let outs = crate::parallel::map(&indices, threads, |&j| self.encode_segment(family, text, &cuts, j));
+        let mut result = Vec::with_capacity(text.len() / 4);
+        let mut start_at = 0;
+        for (j, out) in outs.into_iter().enumerate() {
+            // An error is reported by the sequential pass, with its exact offset.
+            let out = out.ok()?;
+            let skip = if j == 0 { 0 } else { out.early.iter().find(|&&(s, _)| s == start_at)?.1 };
+            result.extend_from_slice(&out.ids[skip..]);
+            match out.sync {
+                Some(e) => start_at = e,
+                None => break,
+            }
+        }
+        Some(result)
+    }
+
+    /// One thread's share of `encode_ordinary_in_segments`.
+    fn encode_segment(&self, family: Family, text: &str, cuts: &[usize], j: usize) -> Result<Segmented> {
+        /// Pieces of the next scan to look for a meeting point (it is nearly always the first few).
+        const WINDOW: usize = 4096;
+        let bytes = text.as_bytes();
+        let vocab = &*self.vocab;
+        let next_cut = cuts.get(j + 1).copied();
+        let mut next_chain = FxHashSet::default();
+        if let Some(c) = next_cut {
+            family.split_from(text, c, |s, _| {
+                next_chain.insert(s);
+                Ok(next_chain.len() < WINDOW)
+            })?;
+        }
+        crate::cache::with_scratch(vocab.id(), |scratch| {
+            let mut seg = Segmented { ids: Vec::new(), early: Vec::new(), sync: None };
+            family.split_from(text, cuts[j], |s, e| {
+                if next_cut.is_some_and(|c| s >= c) && next_chain.contains(&s) {
+                    seg.sync = Some(s);
+                    return Ok(false);
+                }
+                if seg.early.len() < WINDOW {
+                    seg.early.push((s, seg.ids.len()));
+                }
+                bpe::encode_piece(vocab, &bytes[s..e], s, &mut seg.ids, scratch)?;
+                Ok(true)
+            })?;
+            Ok(seg)
+        })
     }
 
     /// tiktoken's `encode`: fails on disallowed special tokens, encodes allowed ones as their id.
@@ -385,6 +471,15 @@ impl Encoding {
     }
 }
 
+/// One thread's output in `encode_ordinary_in_segments`.
+struct Segmented {
+    ids: Vec<Rank>,
+    /// `(piece start, ids.len() before it)` for the first pieces of the scan.
+    early: Vec<(usize, usize)>,
+    /// The piece start where this scan met the next one (None: it ran to the end).
+    sync: Option<usize>,
+}
+
 enum Segment<'t> {
     /// Ordinary text and its byte offset in the whole input.
     Text(&'t str, usize),
@@ -397,6 +492,49 @@ impl Encoding {
         match self.pretokenizer {
             PreTokenizer::Fast(_) => "fast",
             PreTokenizer::Regex(_) => "regex",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pretokenize::LLAMA3_PATTERN;
+    use proptest::prelude::*;
+
+    fn encodings() -> Vec<Encoding> {
+        let mut v: Vec<Encoding> =
+            ["gpt2", "cl100k_base", "o200k_base"].iter().map(|n| (*crate::registry::get(n).unwrap()).clone()).collect();
+        let base = crate::registry::get("cl100k_base").unwrap();
+        v.push(Encoding::new("llama3-shape", LLAMA3_PATTERN, base.vocab.clone(), vec![], None).unwrap());
+        v
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        #[test]
+        fn cutting_between_threads_changes_nothing(
+            text in r"([ a-zA-Z0-9'\r\n\t!/.,é\u{301}\u{3000}中😀]{0,12}|aaaaaaaa|        |\n\n\n){0,40}",
+            segments in 2usize..9,
+        ) {
+            for enc in encodings() {
+                let expected = enc.encode_ordinary(&text).unwrap();
+                prop_assert_eq!(enc.encode_ordinary_in_segments(&text, segments, 2).unwrap(), expected.clone());
+                prop_assert_eq!(enc.encode_ordinary_parallel(&text, 3).unwrap(), expected);
+            }
+        }
+    }
+
+    #[test]
+    fn cutting_a_long_real_text() {
+        let text = "The quick brown fox, 12345 jumps;\r\n  over the lazy dog's back.\t中文字符 ".repeat(20_000);
+        for enc in encodings() {
+            let expected = enc.encode_ordinary(&text).unwrap();
+            for segments in [2, 3, 7, 64] {
+                let cut = enc.try_segments(&text, segments, 2);
+                assert!(cut.is_some(), "{}: the scans should meet, not fall back", enc.name());
+                assert_eq!(cut.unwrap(), expected, "{}", enc.name());
+            }
         }
     }
 }

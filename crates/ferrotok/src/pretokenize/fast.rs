@@ -57,13 +57,26 @@ impl Family {
     /// Calls `f(start, end)` for each piece; the pieces tile `text`.
     #[inline]
     pub fn split(self, text: &str, mut f: impl FnMut(usize, usize) -> Result<()>) -> Result<()> {
+        self.split_from(text, 0, |s, e| f(s, e).map(|()| true))
+    }
+
+    /// Calls `f(start, end)` for each piece of the scan that starts at byte `start` (a char
+    /// boundary), until the text ends or `f` returns `Ok(false)`.
+    ///
+    /// The scan is memoryless: the next piece depends only on where the current one ends. So
+    /// two scans that ever share a piece start coincide from there on — what makes cutting a
+    /// long text between threads exact (`Encoding::encode_ordinary_parallel`).
+    #[inline]
+    pub fn split_from(self, text: &str, start: usize, mut f: impl FnMut(usize, usize) -> Result<bool>) -> Result<()> {
         let s = Scanner { t: text.as_bytes(), tab: table() };
-        let mut i = 0;
+        let mut i = start;
         macro_rules! drive {
             ($next:ident) => {
                 while i < s.t.len() {
                     let e = s.$next(i);
-                    f(i, e)?;
+                    if !f(i, e)? {
+                        break;
+                    }
                     i = e;
                 }
             };
