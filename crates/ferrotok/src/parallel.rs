@@ -1,7 +1,7 @@
 //! The only place that spawns threads.
 //!
-//! Threading: batches run on scoped threads created for the call and joined before it
-//! returns. There is no global pool, so nothing can be left in a broken state by `fork()`
+//! Threading: batches run on the calling thread plus scoped threads created for the call and
+//! joined before it returns. There is no global pool, so nothing can be left in a broken state by `fork()`
 //! (the child simply spawns fresh threads on its next batch call), and there is nothing to
 //! shut down. Spawning costs tens of microseconds per thread, which is noise next to a batch
 //! worth parallelising; small batches run inline on the calling thread.
@@ -31,22 +31,25 @@ pub fn map<T: Sync, R: Send>(items: &[T], threads: usize, f: impl Fn(&T) -> R + 
         return items.iter().map(f).collect();
     }
     let next = AtomicUsize::new(0);
+    let work = || {
+        let mut local = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(item) = items.get(i) else { break };
+            local.push((i, f(item)));
+        }
+        local
+    };
+    // The calling thread is one of the workers: one spawn fewer, and it brings its warm
+    // per-thread piece cache to the batch.
     let mut parts: Vec<Vec<(usize, R)>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|_| {
-                s.spawn(|| {
-                    let mut local = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(item) = items.get(i) else { break };
-                        local.push((i, f(item)));
-                    }
-                    local
-                })
-            })
-            .collect();
+        let handles: Vec<_> = (1..threads).map(|_| s.spawn(work)).collect();
+        let mine = work();
         // A worker can only fail by panicking inside `f`; re-raise that panic here.
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+        let mut all: Vec<_> =
+            handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect();
+        all.push(mine);
+        all
     });
     let mut slots: Vec<Option<R>> = std::iter::repeat_with(|| None).take(items.len()).collect();
     for part in parts.drain(..) {
