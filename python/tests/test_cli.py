@@ -79,3 +79,18 @@ def test_errors_exit_non_zero_on_stderr(args: list[str], needle: str) -> None:
     assert out.returncode == 1
     assert out.stdout == b""
     assert needle in out.stderr.decode()
+
+
+def test_count_of_one_large_file_is_split_between_threads_exactly(tmp_path: Path) -> None:
+    """One input is cut between threads (`encode_ordinary_parallel`); the count must not move."""
+    from conftest import corpus
+
+    text = "\n".join(d["text"] for d in corpus()) * 2  # about 1.2 MB: several 256 KiB segments
+    path = tmp_path / "big.txt"
+    path.write_text(text, encoding="utf-8")
+    for name in ["cl100k_base", "o200k_base", "gpt2"]:
+        expected = len(ferrotok.get_encoding(name).encode_ordinary(text))
+        for threads in ["1", "2", "4"]:
+            out = run("count", "-e", name, "-j", threads, "--json", str(path))
+            assert out.returncode == 0, out.stderr
+            assert json.loads(out.stdout)["total_tokens"] == expected, (name, threads)
