@@ -405,13 +405,14 @@ impl Encoding {
     /// The earliest (then longest) special-token occurrence whose text satisfies `pred`.
     fn first_overlapping(&self, text: &str, pred: impl Fn(&str) -> bool) -> Option<(usize, &str)> {
         let ac = self.specials.overlapping.as_ref()?;
+        let longest = self.specials.by_pattern.iter().map(|(t, _)| t.len()).max().unwrap_or(0);
         let mut best: Option<(usize, usize, &str)> = None;
         for m in ac.find_overlapping_iter(text) {
             let tok = self.specials.by_pattern[m.pattern().as_usize()].0.as_str();
             if let Some((s, _, _)) = best {
                 // Matches come in order of their end; once an end passes the best start plus
                 // the longest token, nothing earlier can follow.
-                if m.end() > s + self.longest_special() {
+                if m.end() > s + longest {
                     break;
                 }
             }
@@ -420,10 +421,6 @@ impl Encoding {
             }
         }
         best.map(|(s, _, t)| (s, t))
-    }
-
-    fn longest_special(&self) -> usize {
-        self.specials.by_pattern.iter().map(|(t, _)| t.len()).max().unwrap_or(0)
     }
 
     /// The bytes of one token, ordinary or special.
