@@ -6,6 +6,7 @@ mod decode;
 mod encode;
 mod encodings;
 mod io;
+mod tokenize;
 
 use std::process::ExitCode;
 
@@ -29,6 +30,8 @@ enum Command {
     Count(count::Args),
     /// List the built-in encodings.
     Encodings(encodings::Args),
+    /// Tokenize a corpus into training-ready files (bin, megatron, npy, parquet); resumable.
+    Tokenize(Box<tokenize::Args>),
 }
 
 /// What to do with special-token text such as `<|endoftext|>`. The command's default is
@@ -103,6 +106,7 @@ pub fn run_from(args: Vec<String>) -> i32 {
         Command::Decode(a) => decode::run(a),
         Command::Count(a) => count::run(a),
         Command::Encodings(a) => encodings::run(a),
+        Command::Tokenize(a) => tokenize::run(*a),
     };
     match result {
         Ok(()) | Err(CliError::BrokenPipe) => 0,

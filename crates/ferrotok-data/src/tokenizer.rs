@@ -1,0 +1,130 @@
+//! Which tokenizer a job uses, and its identity.
+//!
+//! A job names its tokenizer as an embedded encoding (`cl100k_base`) or a `.tiktoken` rank file
+//! (with `--pattern` naming the split pattern). `tokenizer.json` and SentencePiece `.model`
+//! files are refused with an error that says so until their loaders exist (issue 4).
+//! The identity recorded for resuming is a SHA-256 over everything that decides ids:
+//! the ranks, the split pattern and the special tokens.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use ferrotok::pretokenize::{CL100K_PATTERN, GPT2_PATTERN, LLAMA3_PATTERN, O200K_PATTERN};
+use ferrotok::{Encoding, Rank, Vocab};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+
+/// A loaded tokenizer and its identity.
+#[derive(Clone)]
+pub struct Tokenizer {
+    pub encoding: Arc<Encoding>,
+    /// Hex SHA-256 of the ranks, the pattern and the special tokens.
+    pub fingerprint: String,
+}
+
+/// The split pattern for a pattern family name, or the text itself as a regex.
+pub fn pattern(name_or_regex: &str) -> &str {
+    match name_or_regex {
+        "gpt2" | "r50k" | "p50k" => GPT2_PATTERN,
+        "cl100k" => CL100K_PATTERN,
+        "o200k" => O200K_PATTERN,
+        "llama3" => LLAMA3_PATTERN,
+        other => other,
+    }
+}
+
+impl Tokenizer {
+    pub fn new(encoding: Arc<Encoding>) -> Self {
+        let mut h = Sha256::new();
+        h.update(b"ferrotok-tiktoken-v1\0");
+        h.update(encoding.vocab().to_tiktoken_bytes());
+        h.update(b"\0pattern\0");
+        h.update(encoding.pat_str().as_bytes());
+        let mut specials = encoding.special_tokens().to_vec();
+        specials.sort();
+        for (text, id) in &specials {
+            h.update(b"\0special\0");
+            h.update(text.as_bytes());
+            h.update(id.to_le_bytes());
+        }
+        Self { encoding, fingerprint: hex(&h.finalize()) }
+    }
+
+    /// Loads `spec`: an embedded encoding's name or a `.tiktoken` file. `pattern` is required
+    /// for a file (a family name such as `cl100k`, or a regex); `specials` adds special tokens.
+    pub fn load(spec: &str, pattern_arg: Option<&str>, specials: &[(String, Rank)]) -> Result<Self> {
+        if ferrotok::registry::NAMES.contains(&spec) {
+            if pattern_arg.is_some() || !specials.is_empty() {
+                return Err(Error::Options(format!(
+                    "{spec} is a built-in encoding: it has its own pattern and special tokens"
+                )));
+            }
+            return Ok(Self::new(ferrotok::registry::get(spec)?));
+        }
+        let path = Path::new(spec);
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if name.ends_with(".json") || name.ends_with(".model") || name == "vocab.txt" {
+            return Err(Error::Options(format!(
+                "{spec}: Hugging Face tokenizer.json, SentencePiece .model and WordPiece vocab.txt files are \
+                 not supported yet; use a built-in encoding ({}) or a .tiktoken file",
+                ferrotok::registry::NAMES.join(", ")
+            )));
+        }
+        if !path.exists() {
+            // Not a file: most likely a misspelt encoding name.
+            return Err(ferrotok::registry::get(spec)
+                .err()
+                .map_or_else(|| Error::Options(format!("no tokenizer {spec:?}")), Error::Tokenizer));
+        }
+        let pat = pattern_arg.ok_or_else(|| {
+            Error::Options(format!("{spec}: a .tiktoken file needs --pattern (gpt2, cl100k, o200k, llama3 or a regex)"))
+        })?;
+        let reserved: Vec<Rank> = specials.iter().map(|&(_, id)| id).collect();
+        let vocab = Vocab::from_tiktoken_file(path, &reserved)?;
+        let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "custom".into());
+        let enc = Encoding::new(stem, pattern(pat), Arc::new(vocab), specials.to_vec(), None)?;
+        Ok(Self::new(Arc::new(enc)))
+    }
+
+    /// The id of a separator given as an id or a special token's text, or else the first of
+    /// `defaults` that the tokenizer has.
+    pub fn separator(&self, given: Option<&str>, defaults: &[&str], what: &str) -> Result<Rank> {
+        let enc = &self.encoding;
+        if let Some(g) = given {
+            if let Ok(id) = g.trim().parse::<Rank>() {
+                if id > enc.max_token_value() {
+                    return Err(Error::Options(format!(
+                        "{what} id {id} is beyond the vocabulary (largest id {})",
+                        enc.max_token_value()
+                    )));
+                }
+                return Ok(id);
+            }
+            return enc
+                .special_token(g)
+                .or_else(|| enc.encode_single_token(g.as_bytes()).ok())
+                .ok_or_else(|| Error::Options(format!("{what} {g:?} is not a token of {}", enc.name())));
+        }
+        defaults.iter().find_map(|d| enc.special_token(d)).ok_or_else(|| {
+            Error::Options(format!(
+                "{} has no {what} token ({}); name one with --{}",
+                enc.name(),
+                defaults.join(" or "),
+                if what == "end-of-text" { "eot" } else { "bos" }
+            ))
+        })
+    }
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// The defaults for `--append-eot` and `--prepend-bos`.
+pub const EOT_DEFAULTS: [&str; 3] = ["<|endoftext|>", "<|end_of_text|>", "</s>"];
+pub const BOS_DEFAULTS: [&str; 3] = ["<|begin_of_text|>", "<|startoftext|>", "<s>"];
