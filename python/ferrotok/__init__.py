@@ -21,8 +21,11 @@ from .exceptions import (
     EncodeError,
     FerrotokError,
     FileError,
+    InputError,
     InvalidTokenError,
+    OptionsError,
     PatternError,
+    ResumeError,
     UnknownEncodingError,
     UnknownModelError,
     VocabError,
@@ -45,6 +48,9 @@ __all__ = [
     "UnknownEncodingError",
     "UnknownModelError",
     "FileError",
+    "InputError",
+    "OptionsError",
+    "ResumeError",
     "__version__",
 ]
 

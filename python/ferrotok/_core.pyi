@@ -7,7 +7,17 @@ from typing import Any, Literal, final
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["__version__", "Encoding", "_encoding_from_state", "_builtin_encoding", "_builtin_names", "_cli_main"]
+__all__ = [
+    "__version__",
+    "Encoding",
+    "_encoding_from_state",
+    "_builtin_encoding",
+    "_builtin_names",
+    "_cli_main",
+    "_tokenize_files",
+    "_encode_string_buffers",
+    "_write_tokens",
+]
 
 __version__: str
 
@@ -160,3 +170,41 @@ def _builtin_names() -> list[str]:
 def _cli_main(argv: Sequence[str]) -> int:
     """Runs the ``ferrotok`` command with ``argv`` (without the program name) and returns its exit
     status. The GIL is released for the whole run."""
+
+def _tokenize_files(
+    inputs: Sequence[str],
+    encoding: Encoding,
+    output: str | PathLike[str],
+    options_json: str,
+    *,
+    num_threads: int | None = None,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Runs a tokenize job (see ``ferrotok.data.tokenize_files``) with the GIL released; returns
+    the summary as a dict."""
+
+def _encode_string_buffers(
+    encoding: Encoding,
+    offsets: npt.NDArray[np.int64],
+    data: npt.NDArray[np.uint8],
+    nulls: npt.NDArray[np.bool_] | None = None,
+    *,
+    num_threads: int | None = None,
+) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.int64]]:
+    """Encodes the strings of an Arrow string array given as its parts: ``offsets`` (n + 1, int64),
+    ``data`` (the UTF-8 bytes) and ``nulls`` (n booleans, or None). Returns ``(ids, starts)``: the
+    ids of every string, flat, and n + 1 int64 offsets into them (null rows are empty)."""
+
+def _write_tokens(
+    output: str | PathLike[str],
+    format: str,
+    ids: npt.NDArray[np.uint32],
+    starts: npt.NDArray[np.int64],
+    doc_ids: Sequence[str | None] | None = None,
+    *,
+    dtype: str | None = None,
+    header: str | None = None,
+) -> list[str]:
+    """Writes documents given as flat ``ids`` and ``starts`` (n + 1 offsets) to ``output`` in a job's
+    format, atomically; returns the paths written. Used by the Ray Data sink."""

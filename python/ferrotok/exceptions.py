@@ -16,6 +16,9 @@ __all__ = [
     "UnknownEncodingError",
     "UnknownModelError",
     "FileError",
+    "InputError",
+    "OptionsError",
+    "ResumeError",
 ]
 
 
@@ -68,3 +71,19 @@ class UnknownModelError(FerrotokError, KeyError):
 
 class FileError(FerrotokError, OSError):
     """A file could not be read."""
+
+
+class InputError(FerrotokError, ValueError):
+    """A corpus input could not be read: bad UTF-8 or JSON, a missing field or column.
+
+    The message names the file and the line or row.
+    """
+
+
+class OptionsError(FerrotokError, ValueError):
+    """Options of a corpus job contradict each other or the tokenizer."""
+
+
+class ResumeError(FerrotokError, ValueError):
+    """An interrupted or finished job's state does not match this job (other inputs, tokenizer
+    or options); the message says what changed. Pass ``overwrite=True`` to start over."""

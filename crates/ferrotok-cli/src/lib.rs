@@ -8,6 +8,8 @@ mod encodings;
 mod io;
 mod tokenize;
 
+pub use tokenize::Bar as ProgressBar;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};

@@ -133,7 +133,7 @@ fn specials(given: &[String]) -> Result<Vec<(String, ferrotok::Rank)>, CliError>
 
 /// The progress bar: input bytes, documents, tokens, MB/s and ETA, on standard error when it
 /// is a terminal.
-struct Bar(ProgressBar);
+pub struct Bar(ProgressBar);
 
 impl Observer for Bar {
     fn start(&mut self, total: u64, stats: &Stats, done: u64) {
@@ -153,7 +153,9 @@ impl Observer for Bar {
 }
 
 impl Bar {
-    fn new(show: bool) -> Self {
+    /// A bar on standard error if `show` and it is a terminal; else hidden.
+    pub fn new(show: bool) -> Self {
+        let show = show && std::io::stderr().is_terminal();
         let target = if show { ProgressDrawTarget::stderr_with_hz(4) } else { ProgressDrawTarget::hidden() };
         let pb = ProgressBar::with_draw_target(Some(0), target);
         if let Ok(style) = ProgressStyle::with_template(
@@ -181,7 +183,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
         options: opts,
         run: RunOptions { threads: args.threads, overwrite: args.overwrite },
     };
-    let mut bar = Bar::new(!args.no_progress && std::io::stderr().is_terminal());
+    let mut bar = Bar::new(!args.no_progress);
     let summary = job.run(&mut bar).map_err(|e| CliError::Message(e.to_string()))?;
     let s = summary.stats;
     let mut out = stdout();

@@ -492,6 +492,25 @@ impl Job {
     }
 }
 
+/// Writes encoded documents in one go as `output` (a path prefix, as for a job) in `layout`,
+/// atomically: the files appear whole or not at all. For writers driven from elsewhere, such as
+/// a Ray Data sink writing one shard per task. Returns the files written.
+pub fn write_encoded(output: &Path, layout: Layout, docs: &Encoded) -> Result<Vec<PathBuf>> {
+    let prefix = output_prefix(output, layout.format);
+    let work = with_suffix(&prefix, ".ferrotok-work");
+    reset_dir(&work)?;
+    let finals: Vec<(PathBuf, PathBuf)> =
+        layout.outputs().iter().map(|(staged, suffix)| (work.join(staged), with_suffix(&prefix, suffix))).collect();
+    let mut sink = Sink::open(&work, layout, SinkState::default())?;
+    sink.write(docs, 0)?;
+    sink.stage()?;
+    for (from, dest) in &finals {
+        std::fs::rename(from, dest).map_err(Error::io(dest))?;
+    }
+    std::fs::remove_dir_all(&work).map_err(Error::io(&work))?;
+    Ok(finals.into_iter().map(|(_, d)| d).collect())
+}
+
 fn remove_file(p: &Path) -> Result<()> {
     match std::fs::remove_file(p) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::Io { path: p.to_owned(), source: e }),

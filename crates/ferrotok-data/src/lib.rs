@@ -19,7 +19,7 @@ pub mod tokenizer;
 
 pub use error::{Error, Result};
 pub use fault::FAULT_ENV;
-pub use job::{Job, Observer, Quiet, Stats, Summary};
+pub use job::{write_encoded, Job, Observer, Quiet, Stats, Summary};
 pub use options::{Dtype, Format, Header, InputFormat, OnInvalid, Options, RunOptions, Shard};
 pub use sink::{Encoded, Layout, Sink, SinkState};
 pub use tokenizer::Tokenizer;

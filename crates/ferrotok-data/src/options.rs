@@ -156,6 +156,7 @@ impl Shard {
 
 /// Everything that determines the output bytes of a job, beside the inputs and the tokenizer.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
 pub struct Options {
     pub format: Format,
     /// Stored id type; `None`: uint16 when every id fits, else uint32 (int32 for megatron).

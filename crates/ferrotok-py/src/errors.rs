@@ -28,6 +28,9 @@ exception_classes! {
     invalid_token_error => "InvalidTokenError",
     unknown_encoding_error => "UnknownEncodingError",
     file_error => "FileError",
+    input_error => "InputError",
+    options_error => "OptionsError",
+    resume_error => "ResumeError",
 }
 
 /// An instance of `class(message)` as a `PyErr`.

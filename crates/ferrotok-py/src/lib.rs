@@ -2,6 +2,7 @@
 //! Conversions and error mapping live here; no tokenization logic does.
 
 mod convert;
+mod data;
 mod encoding;
 mod errors;
 
@@ -22,5 +23,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(encoding::_builtin_encoding, m)?)?;
     m.add_function(wrap_pyfunction!(encoding::_builtin_names, m)?)?;
     m.add_function(wrap_pyfunction!(_cli_main, m)?)?;
+    m.add_function(wrap_pyfunction!(data::_tokenize_files, m)?)?;
+    m.add_function(wrap_pyfunction!(data::_encode_string_buffers, m)?)?;
+    m.add_function(wrap_pyfunction!(data::_write_tokens, m)?)?;
     Ok(())
 }
