@@ -160,21 +160,58 @@ def encode_arrow(
     enc = _encoding(tokenizer)
     if isinstance(array, pa.ChunkedArray):
         chunks = [encode_arrow(c, enc, num_threads=num_threads) for c in array.chunks]
-        return pa.chunked_array(chunks, type=pa.list_(pa.uint32()) if not chunks else None)
+        return pa.chunked_array(chunks, type=None if chunks else pa.list_(pa.uint32()))
     if not isinstance(array, pa.Array):
         raise TypeError(f"array must be a pyarrow Array or ChunkedArray, not {type(array).__name__}")
+    ids, starts, nulls = _encode_flat(array, enc, num_threads=num_threads)
+    values = pa.array(ids, type=pa.uint32())
+    mask = pa.array(nulls) if nulls is not None else None
+    if starts[-1] <= np.iinfo(np.int32).max:
+        return pa.ListArray.from_arrays(pa.array(starts.astype(np.int32)), values, mask=mask)
+    return pa.LargeListArray.from_arrays(pa.array(starts), values, mask=mask)
+
+
+def _encode_flat(
+    array: pa.Array | pa.ChunkedArray,
+    enc: Encoding,
+    *,
+    bos: int | None = None,
+    eot: int | None = None,
+    num_threads: int | None = None,
+) -> tuple[Any, Any, Any]:
+    """``(ids, starts, nulls)`` for a string array: flat uint32 ids, n + 1 int64 offsets, and a
+    boolean null mask (or None). ``bos``/``eot`` go around every document when given."""
+    import numpy as np
+    import pyarrow as pa
+
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
     if pa.types.is_string(array.type) or pa.types.is_string_view(array.type):
         array = array.cast(pa.large_string())
     elif not pa.types.is_large_string(array.type):
         raise TypeError(f"array must hold strings, not {array.type}")
     n = len(array)
     _, offsets_buf, data_buf = array.buffers()
-    offsets = np.frombuffer(offsets_buf, dtype=np.int64)[array.offset : array.offset + n + 1] if n else np.zeros(1, np.int64)
+    if n:
+        # Buffers from other libraries may be misaligned for int64; np.require copies only then.
+        raw = np.frombuffer(offsets_buf, dtype=np.uint8)[8 * array.offset : 8 * (array.offset + n + 1)]
+        offsets = (raw if raw.ctypes.data % 8 == 0 else raw.copy()).view(np.int64)
+    else:
+        offsets = np.zeros(1, np.int64)
     data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
     nulls = array.is_null().to_numpy(zero_copy_only=False) if array.null_count else None
     ids, starts = _core._encode_string_buffers(enc, offsets, data, nulls, num_threads=num_threads)
-    values = pa.array(ids, type=pa.uint32())
-    mask = pa.array(nulls) if nulls is not None else None
-    if starts[-1] <= np.iinfo(np.int32).max:
-        return pa.ListArray.from_arrays(pa.array(starts.astype(np.int32)), values, mask=mask)
-    return pa.LargeListArray.from_arrays(pa.array(starts), values, mask=mask)
+    seps = [s for s in (bos, eot) if s is not None]
+    if seps:
+        lens = np.diff(starts)
+        new_starts = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(lens + len(seps), out=new_starts[1:])
+        out = np.empty(int(new_starts[-1]), dtype=np.uint32)
+        shift = np.repeat(new_starts[:-1] + (bos is not None) - starts[:-1], lens)
+        out[np.arange(len(ids)) + shift] = ids
+        if bos is not None:
+            out[new_starts[:-1]] = bos
+        if eot is not None:
+            out[new_starts[1:] - 1] = eot
+        ids, starts = out, new_starts
+    return ids, starts, nulls

@@ -25,7 +25,7 @@ import numpy as np
 
 from . import _core
 from ._core import Encoding
-from .data import _encoding
+from .data import _encode_flat, _encoding
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -51,34 +51,8 @@ def encode_column(
     when given (nulls become empty documents)."""
     import pyarrow as pa
 
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks()
-    if pa.types.is_string(column.type) or pa.types.is_string_view(column.type):
-        column = column.cast(pa.large_string())
-    if not pa.types.is_large_string(column.type):
-        raise TypeError(f"the text column must hold strings, not {column.type}")
-    n = len(column)
-    _, offsets_buf, data_buf = column.buffers()
-    offsets = np.frombuffer(offsets_buf, dtype=np.int64)[column.offset : column.offset + n + 1] if n else np.zeros(1, np.int64)
-    data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
-    nulls = column.is_null().to_numpy(zero_copy_only=False) if column.null_count else None
-    ids, starts = _core._encode_string_buffers(encoding, offsets, data, nulls, num_threads=num_threads)
-    seps = [s for s in (bos, eot) if s is not None]
-    if seps:
-        lens = np.diff(starts)
-        new_starts = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(lens + len(seps), out=new_starts[1:])
-        out = np.empty(int(new_starts[-1]), dtype=np.uint32)
-        lead = 1 if bos is not None else 0
-        shift = np.repeat(new_starts[:-1] + lead - starts[:-1], lens)
-        out[np.arange(len(ids)) + shift] = ids
-        if bos is not None:
-            out[new_starts[:-1]] = bos
-        if eot is not None:
-            out[new_starts[1:] - 1] = eot
-        ids, starts = out, new_starts
-    values = pa.array(ids, type=pa.uint32())
-    return pa.ListArray.from_arrays(pa.array(starts.astype(np.int32)), values)
+    ids, starts, _ = _encode_flat(column, encoding, bos=bos, eot=eot, num_threads=num_threads)
+    return pa.ListArray.from_arrays(pa.array(starts.astype(np.int32)), pa.array(ids, type=pa.uint32()))
 
 
 class _Tokenize:
@@ -121,15 +95,19 @@ def tokenize(
     prepend_bos: bool = False,
     eot: int | None = None,
     bos: int | None = None,
-    concurrency: int | tuple[int, int] = 1,
+    actors: int | tuple[int, int] = 1,
+    num_cpus: float = 1,
     num_threads: int | None = 1,
     batch_size: int | None = 1024,
 ) -> ray.data.Dataset:
     """Adds a ``list<uint32>`` column ``output_column`` with the ids of ``column``.
 
-    ``concurrency``: the number of tokenizer actors (or a ``(min, max)`` autoscaling range);
-    ``num_threads``: threads inside each actor (1 suits one actor per core).
+    ``actors``: the number of tokenizer actors (or a ``(min, max)`` autoscaling range), each
+    reserving ``num_cpus``; ``num_threads``: threads inside each actor (1 suits one actor per
+    core). Leave a CPU for reading: on a 2-CPU machine, one actor.
     """
+    from ray.data import ActorPoolStrategy
+
     enc = _encoding(tokenizer)
     eot_id = (eot if eot is not None else enc.eot_token) if append_eot else None
     bos_id = bos if prepend_bos else None
@@ -147,11 +125,12 @@ def tokenize(
         fn_constructor_args=(enc, column, output_column, bos_id, eot_id, num_threads),
         batch_format="pyarrow",
         batch_size=batch_size,
-        concurrency=concurrency,
+        compute=ActorPoolStrategy(size=actors) if isinstance(actors, int) else ActorPoolStrategy(min_size=actors[0], max_size=actors[1]),
+        num_cpus=num_cpus,
     )
 
 
-class TokenDatasink(_Datasink[list[str]]):  # type: ignore[misc]
+class TokenDatasink(_Datasink[list[str]]):
     """Writes the ``column`` of ids as ``PATH/shard-NNNNN`` files in a ``ferrotok tokenize`` format
     (``bin``, ``megatron``, ``npy``, ``parquet``), one per write task, each written atomically."""
 

@@ -113,3 +113,32 @@ fn broken_pipe_exits_cleanly() {
     assert_eq!(out.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&out.stderr));
     assert!(out.stderr.is_empty(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn tokenize_help_and_refusals() {
+    assert_cmd_snapshot!(ferrotok().args(["tokenize", "--help"]));
+    assert_cmd_snapshot!(ferrotok().args(["tokenize", "missing.txt", "-t", "cl100k_base", "-o", "/nonexistent/out"]));
+    assert_cmd_snapshot!(ferrotok().args(["tokenize", "hello.txt", "-t", "tokenizer.json", "-o", "/nonexistent/out"]));
+    assert_cmd_snapshot!(ferrotok().args([
+        "tokenize",
+        "hello.txt",
+        "-t",
+        "cl100k_base",
+        "-o",
+        "/nonexistent/out",
+        "--shard",
+        "3/2"
+    ]));
+    assert_cmd_snapshot!(ferrotok().args([
+        "tokenize",
+        "hello.txt",
+        "-t",
+        "cl100k_base",
+        "-o",
+        "/nonexistent/out",
+        "-f",
+        "npy",
+        "--header",
+        "llmc"
+    ]));
+}

@@ -560,3 +560,74 @@ fn array_id(a: &ArrayRef, row: usize) -> Option<String> {
         _ => return None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(size: u64, kind: Kind, compression: Compression) -> InputFile {
+        InputFile { path: "x".into(), kind, compression, size, checksum: String::new() }
+    }
+
+    #[test]
+    fn shards_cover_every_byte_of_splittable_files_once_and_whole_files_once() {
+        let inputs = vec![
+            file(1000, Kind::Jsonl, Compression::None),
+            file(10, Kind::Text, Compression::None),
+            file(0, Kind::Jsonl, Compression::None),
+            file(777, Kind::Jsonl, Compression::Gzip),
+            file(5, Kind::Text, Compression::None),
+        ];
+        for n in 1..12u64 {
+            let per_shard: Vec<_> =
+                (0..n).map(|index| shard_ranges(&inputs, Some(Shard { index, count: n }), false)).collect();
+            for (i, f) in inputs.iter().enumerate() {
+                let owners: Vec<(u64, u64)> = per_shard.iter().filter_map(|r| r[i]).collect();
+                if f.splittable(false) && f.size > 0 {
+                    // Adjacent, non-overlapping ranges covering the file.
+                    let mut at = 0;
+                    for (s, e) in owners {
+                        assert_eq!(s, at, "n={n} file {i}");
+                        at = e;
+                    }
+                    assert_eq!(at, f.size, "n={n} file {i}");
+                } else {
+                    assert_eq!(owners.len(), 1, "n={n} file {i} must be in exactly one shard");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_shard_starting_mid_line_begins_at_the_next_line() -> Result<()> {
+        let dir = std::env::temp_dir().join(format!("ferrotok-input-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(Error::io(&dir))?;
+        let path = dir.join("l.txt");
+        std::fs::write(&path, "alpha\nbeta\ngamma\n").map_err(Error::io(&path))?;
+        let f = InputFile {
+            path: path.display().to_string(),
+            kind: Kind::Text,
+            compression: Compression::None,
+            size: 17,
+            checksum: String::new(),
+        };
+        let opts = Options { by_line: true, ..Options::default() };
+        let read = |range| -> Result<Vec<String>> {
+            let mut r = Reader::open(&f, range, FilePos::default(), &opts)?;
+            let mut out = Vec::new();
+            while let Some(rec) = r.next(&f)? {
+                if let Text::Valid(t) = rec.text {
+                    out.push(t);
+                }
+            }
+            Ok(out)
+        };
+        assert_eq!(read((0, 3))?, ["alpha"]);
+        assert_eq!(read((3, 7))?, ["beta"]); // "beta" starts at 6
+        assert_eq!(read((6, 17))?, ["beta", "gamma"]);
+        assert_eq!(read((7, 17))?, ["gamma"]);
+        assert!(read((12, 17))?.is_empty());
+        std::fs::remove_dir_all(&dir).map_err(Error::io(&dir))?;
+        Ok(())
+    }
+}

@@ -409,3 +409,22 @@ pub fn read_all(path: &Path) -> Result<Vec<u8>> {
     BufReader::new(File::open(path).map_err(Error::io(path))?).read_to_end(&mut v).map_err(Error::io(path))?;
     Ok(v)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn npy_header_is_128_bytes_and_parses_as_numpy_writes_it() -> Result<()> {
+        for len in [0, 1, u64::from(u32::MAX) * 1000] {
+            let h = npy_header("<u4", len)?;
+            assert_eq!(h.len(), 128);
+            assert_eq!(&h[..8], b"\x93NUMPY\x01\x00");
+            assert_eq!(u16::from_le_bytes([h[8], h[9]]), 118);
+            let dict = std::str::from_utf8(&h[10..]).unwrap_or_default();
+            assert!(dict.starts_with(&format!("{{'descr': '<u4', 'fortran_order': False, 'shape': ({len},), }}")));
+            assert!(dict.ends_with('\n'));
+        }
+        Ok(())
+    }
+}
