@@ -41,6 +41,7 @@ class TokenizeSummary(TypedDict):
     truncated: int
     tokens_per_document: float
     seconds: float
+    bytes_this_run: int
     resumed: bool
     already_complete: bool
     outputs: list[str]

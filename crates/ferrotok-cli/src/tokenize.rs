@@ -2,7 +2,7 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ferrotok_data::{
     Dtype, Format, Header, InputFormat, Job, Observer, OnInvalid, Options, RunOptions, Shard, Stats, Tokenizer,
@@ -132,23 +132,31 @@ fn specials(given: &[String]) -> Result<Vec<(String, ferrotok::Rank)>, CliError>
 }
 
 /// The progress bar: input bytes, documents, tokens, MB/s and ETA, on standard error when it
-/// is a terminal.
-pub struct Bar(ProgressBar);
+/// is a terminal. Speed and ETA count only this run's work, so a resumed job reports honestly.
+pub struct Bar {
+    pb: ProgressBar,
+    started: Instant,
+    done_at_start: u64,
+    total: u64,
+}
 
 impl Observer for Bar {
     fn start(&mut self, total: u64, stats: &Stats, done: u64) {
-        self.0.set_length(total);
-        self.0.set_position(done);
-        self.0.reset_eta();
-        self.message(stats);
+        self.pb.set_length(total);
+        self.pb.set_position(done);
+        self.started = Instant::now();
+        self.done_at_start = done;
+        self.total = total;
+        self.message(stats, done);
     }
     fn progress(&mut self, stats: &Stats, done: u64) {
-        self.0.set_position(done);
-        self.message(stats);
+        self.pb.set_position(done);
+        self.message(stats, done);
     }
     fn finish(&mut self, stats: &Stats) {
-        self.message(stats);
-        self.0.finish();
+        self.pb.set_position(self.total);
+        self.message(stats, self.total);
+        self.pb.finish();
     }
 }
 
@@ -158,17 +166,21 @@ impl Bar {
         let show = show && std::io::stderr().is_terminal();
         let target = if show { ProgressDrawTarget::stderr_with_hz(4) } else { ProgressDrawTarget::hidden() };
         let pb = ProgressBar::with_draw_target(Some(0), target);
-        if let Ok(style) = ProgressStyle::with_template(
-            "{spinner} {elapsed_precise} [{wide_bar}] {bytes}/{total_bytes} {msg} {binary_bytes_per_sec} ETA {eta}",
-        ) {
+        if let Ok(style) =
+            ProgressStyle::with_template("{spinner} {elapsed_precise} [{wide_bar}] {bytes}/{total_bytes} {msg}")
+        {
             pb.set_style(style.progress_chars("=> "));
         }
         pb.enable_steady_tick(Duration::from_millis(250));
-        Self(pb)
+        Self { pb, started: Instant::now(), done_at_start: 0, total: 0 }
     }
 
-    fn message(&self, s: &Stats) {
-        self.0.set_message(format!("{} docs, {} tokens", s.documents, s.tokens));
+    fn message(&self, s: &Stats, done: u64) {
+        let secs = self.started.elapsed().as_secs_f64();
+        let rate = if secs > 0.0 { (done - self.done_at_start.min(done)) as f64 / secs } else { 0.0 };
+        let eta =
+            if rate > 0.0 { format!("{:.0}s", self.total.saturating_sub(done) as f64 / rate) } else { "-".into() };
+        self.pb.set_message(format!("{} docs, {} tokens, {:.1} MB/s, ETA {eta}", s.documents, s.tokens, rate / 1e6));
     }
 }
 
@@ -187,7 +199,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
     let summary = job.run(&mut bar).map_err(|e| CliError::Message(e.to_string()))?;
     let s = summary.stats;
     let mut out = stdout();
-    let mbps = if summary.seconds > 0.0 { s.bytes as f64 / 1e6 / summary.seconds } else { 0.0 };
+    let mbps = if summary.seconds > 0.0 { summary.bytes_this_run as f64 / 1e6 / summary.seconds } else { 0.0 };
     let outputs: Vec<String> = summary.outputs.iter().map(|p| p.display().to_string()).collect();
     if args.json {
         let v = serde_json::json!({
@@ -200,6 +212,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
             "truncated": s.truncated,
             "tokens_per_document": if s.documents > 0 { s.tokens as f64 / s.documents as f64 } else { 0.0 },
             "seconds": summary.seconds,
+            "bytes_this_run": summary.bytes_this_run,
             "resumed": summary.resumed,
             "already_complete": summary.already_complete,
             "outputs": outputs,
@@ -212,7 +225,8 @@ pub fn run(args: Args) -> Result<(), CliError> {
         }
         writeln!(
             out,
-            "{} documents, {} tokens, {} bytes of text{}{} → {}",
+            "{}{} documents, {} tokens, {} bytes of text{}{} → {}",
+            if summary.resumed { "resumed: " } else { "" },
             s.documents,
             s.tokens,
             s.bytes,

@@ -54,6 +54,8 @@ pub struct Summary {
     pub stats: Stats,
     /// Wall time of this run.
     pub seconds: f64,
+    /// Bytes of text this run encoded (less than `stats.bytes` when it resumed another).
+    pub bytes_this_run: u64,
     /// This run continued an interrupted one.
     pub resumed: bool,
     /// The output was already complete; nothing was done.
@@ -306,8 +308,9 @@ impl Job {
         let work = with_suffix(&prefix, ".ferrotok-work");
         let checkpoint_path = work.join("checkpoint.json");
         let uses_stdin = inputs.iter().any(InputFile::is_stdin);
-        let summary = |stats: Stats, resumed: bool, already: bool| Summary {
+        let summary = |stats: Stats, before: u64, resumed: bool, already: bool| Summary {
             stats,
+            bytes_this_run: stats.bytes - before,
             seconds: started.elapsed().as_secs_f64(),
             resumed,
             already_complete: already,
@@ -318,7 +321,7 @@ impl Job {
         // A finished job: the same one is done; another one is refused unless overwriting.
         if let Some(m) = read_json::<Manifest>(&manifest_path)? {
             if m.spec == spec && !uses_stdin && !self.run.overwrite && !work.exists() {
-                return Ok(summary(m.stats, false, true));
+                return Ok(summary(m.stats, m.stats.bytes, false, true));
             }
             if !self.run.overwrite {
                 return Err(Error::Resume(format!(
@@ -381,6 +384,7 @@ impl Job {
             None => reset_dir(&work)?,
         }
 
+        let bytes_before = cp.stats.bytes;
         if !cp.staged {
             let ranges = input::shard_ranges(&inputs, self.options.shard, self.options.by_line);
             let total: u64 =
@@ -416,7 +420,7 @@ impl Job {
         };
         write_new(&manifest_path, &to_json(&manifest))?;
         std::fs::remove_dir_all(&work).map_err(Error::io(&work))?;
-        Ok(summary(cp.stats, resumed, false))
+        Ok(summary(cp.stats, bytes_before, resumed, false))
     }
 
     #[expect(clippy::too_many_arguments, reason = "the pipeline is one function over the job's parts")]

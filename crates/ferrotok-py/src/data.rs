@@ -70,6 +70,7 @@ pub fn _tokenize_files<'py>(
     d.set_item("truncated", s.truncated)?;
     d.set_item("tokens_per_document", if s.documents > 0 { s.tokens as f64 / s.documents as f64 } else { 0.0 })?;
     d.set_item("seconds", summary.seconds)?;
+    d.set_item("bytes_this_run", summary.bytes_this_run)?;
     d.set_item("resumed", summary.resumed)?;
     d.set_item("already_complete", summary.already_complete)?;
     let outputs: Vec<String> = summary.outputs.iter().map(|p| p.display().to_string()).collect();
