@@ -144,7 +144,7 @@ def test_text_files_gzip_zstd_and_parquet_inputs(tmp_path: Path) -> None:
         (d / f"a{i:02d}.txt").write_text(t, encoding="utf-8")
     for i, t in enumerate(docs[10:20]):
         (d / "sub" / f"b{i:02d}.txt.gz").write_bytes(gzip.compress(t.encode()))
-    import zstandard  # type: ignore[import-not-found, unused-ignore]
+    import zstandard
 
     zst = d / "sub" / "c.jsonl.zst"
     zst.write_bytes(zstandard.ZstdCompressor().compress("".join(json.dumps({"text": t}) + "\n" for t in docs[20:25]).encode()))
@@ -379,3 +379,35 @@ def test_encode_arrow_matches_tiktoken_with_nulls_slices_and_chunks() -> None:
     assert encode_arrow(chunked, ferrotok.get_encoding(ENC), num_threads=2).to_pylist() == exp
     with pytest.raises(TypeError, match="strings"):
         encode_arrow(pa.array([1, 2]), ENC)
+
+
+def test_full_shared_corpus_round_trips_every_format(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """All of ../shared/corpus (prose, code, 500+ languages, CJK, adversarial) through each
+    output format, and through gzip, zstd and Parquet inputs, against tiktoken."""
+    if not request.config.getoption("--full-corpus"):
+        pytest.skip("pass --full-corpus to run on all of ../shared/corpus")
+    from conftest import SHARED, read_jsonl
+
+    files = sorted((SHARED / "corpus").glob("*.jsonl"))
+    assert files, "../shared/corpus is not there"
+    docs = [d["text"] for f in files for d in read_jsonl(f)]
+    exp = expected("o200k_base", docs=docs)
+    for fmt, reader in (("megatron", read_megatron), ("npy", read_npy), ("parquet", read_parquet)):
+        run("tokenize", *files, "-t", "o200k_base", "-o", tmp_path / fmt, "-f", fmt, "--append-eot")
+        assert reader(tmp_path / fmt) == exp, fmt
+    run("tokenize", *files, "-t", "o200k_base", "-o", tmp_path / "flat", "--append-eot")
+    assert np.fromfile(tmp_path / "flat.bin", dtype=np.uint32).tolist() == [i for d in exp for i in d]
+    import zstandard
+
+    mixed = tmp_path / "in"
+    mixed.mkdir()
+    for i, f in enumerate(files):
+        raw = f.read_bytes()
+        if i % 3 == 0:
+            (mixed / f"{i}-{f.name}.gz").write_bytes(gzip.compress(raw))
+        elif i % 3 == 1:
+            (mixed / f"{i}-{f.name}.zst").write_bytes(zstandard.ZstdCompressor().compress(raw))
+        else:
+            pq.write_table(pa.table({"text": [d["text"] for d in read_jsonl(f)]}), mixed / f"{i}-{f.stem}.parquet", row_group_size=100)
+    run("tokenize", mixed, "-t", "o200k_base", "-o", tmp_path / "mixed", "-f", "npy", "--append-eot")
+    assert read_npy(tmp_path / "mixed") == exp

@@ -22,3 +22,14 @@ try:
     enc.encode("<|endoftext|>")
 except ferrotok.DisallowedSpecialTokenError as e:
     where: int = e.position
+
+
+def corpus_job(paths: list[str]) -> int:
+    from ferrotok.data import TokenizeSummary, tokenize_files
+
+    summary: TokenizeSummary = tokenize_files(paths, enc, "out/train", format="megatron", append_eot=True, shard=(0, 2))
+    try:
+        tokenize_files(paths, "cl100k_base", "out/train", on_invalid="skip")
+    except ferrotok.ResumeError as e:
+        print(e)
+    return summary["tokens"]
