@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 
 from . import exceptions
-from ._core import Encoding, __version__
+from ._core import Encoding, Tokenizer, TokenizerEncoding, __version__
 from ._core import _builtin_encoding, _builtin_names
 from .exceptions import (
     DisallowedSpecialTokenError,
@@ -27,6 +27,7 @@ from .exceptions import (
     PatternError,
     ResumeError,
     UnknownEncodingError,
+    UnsupportedError,
     UnknownModelError,
     VocabError,
 )
@@ -34,6 +35,9 @@ from .model import encoding_name_for_model
 
 __all__ = [
     "Encoding",
+    "Tokenizer",
+    "TokenizerEncoding",
+    "UnsupportedError",
     "get_encoding",
     "encoding_for_model",
     "encoding_name_for_model",

@@ -10,6 +10,8 @@ import numpy.typing as npt
 __all__ = [
     "__version__",
     "Encoding",
+    "Tokenizer",
+    "TokenizerEncoding",
     "_encoding_from_state",
     "_builtin_encoding",
     "_builtin_names",
@@ -155,6 +157,59 @@ class Encoding:
         """Pickles built-ins by name and other encodings by value."""
     def __copy__(self) -> Encoding: ...
     def __deepcopy__(self, _memo: Any, /) -> Encoding: ...
+
+@final
+class TokenizerEncoding:
+    """The result of `Tokenizer.encode`: the ids and the tokens."""
+
+    @property
+    def ids(self) -> list[int]:
+        """The token ids."""
+    @property
+    def tokens(self) -> list[str]:
+        """The tokens as the tokenizer file spells them."""
+    @property
+    def attention_mask(self) -> list[int]:
+        """1 for every token (no padding is applied)."""
+    def __len__(self) -> int: ...
+
+@final
+class Tokenizer:
+    """A tokenizer loaded from a Hugging Face `tokenizer.json`.
+
+    Immutable and safe to share between threads. Supports byte-level BPE files (Llama 3,
+    Qwen 2/3, GPT-2 and RoBERTa style); a file that needs anything else fails to load with
+    `UnsupportedError` naming the component."""
+
+    @staticmethod
+    def from_file(path: str | PathLike[str]) -> Tokenizer:
+        """Loads a `tokenizer.json` file."""
+    @staticmethod
+    def from_str(json: str) -> Tokenizer:
+        """Parses a `tokenizer.json` given as a string."""
+    @staticmethod
+    def from_buffer(buffer: bytes) -> Tokenizer:
+        """Parses a `tokenizer.json` given as bytes."""
+    def to_str(self) -> str:
+        """The `tokenizer.json` this tokenizer was loaded from."""
+    def encode(self, sequence: str, /, *, add_special_tokens: bool = True) -> TokenizerEncoding:
+        """Encodes one text; `add_special_tokens` applies the post-processor's template."""
+    def encode_batch(
+        self, inputs: Sequence[str], /, *, add_special_tokens: bool = True, num_threads: int | None = None
+    ) -> list[TokenizerEncoding]:
+        """Encodes many texts in parallel (the GIL released)."""
+    def count(self, sequence: str, /, *, add_special_tokens: bool = True) -> int:
+        """The number of tokens `encode` would give."""
+    def decode(self, ids: Sequence[int], /, *, skip_special_tokens: bool = True) -> str:
+        """The text of `ids`; special tokens left out unless `skip_special_tokens` is false."""
+    def decode_batch(self, sequences: Sequence[Sequence[int]], /, *, skip_special_tokens: bool = True) -> list[str]:
+        """`decode` for each list of ids."""
+    def token_to_id(self, token: str) -> int | None: ...
+    def id_to_token(self, id: int) -> str | None: ...
+    def get_vocab_size(self, with_added_tokens: bool = True) -> int: ...
+    def get_vocab(self, with_added_tokens: bool = True) -> dict[str, int]:
+        """Token → id for every token (added tokens included when `with_added_tokens`)."""
+    def __reduce__(self) -> tuple[Any, ...]: ...
 
 def _encoding_from_state(
     name: str, pat_str: str, blob: bytes, special_tokens: dict[str, int], explicit_n_vocab: int | None

@@ -19,6 +19,7 @@ __all__ = [
     "InputError",
     "OptionsError",
     "ResumeError",
+    "UnsupportedError",
 ]
 
 
@@ -87,3 +88,8 @@ class OptionsError(FerrotokError, ValueError):
 class ResumeError(FerrotokError, ValueError):
     """An interrupted or finished job's state does not match this job (other inputs, tokenizer
     or options); the message says what changed. Pass ``overwrite=True`` to start over."""
+
+
+class UnsupportedError(FerrotokError, ValueError):
+    """A tokenizer file needs a component (or an option) that ferrotok does not implement yet.
+    The message names it. ferrotok refuses to load such a file rather than give other ids."""

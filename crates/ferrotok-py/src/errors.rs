@@ -31,6 +31,7 @@ exception_classes! {
     input_error => "InputError",
     options_error => "OptionsError",
     resume_error => "ResumeError",
+    unsupported_error => "UnsupportedError",
 }
 
 /// An instance of `class(message)` as a `PyErr`.
@@ -53,6 +54,8 @@ pub fn to_py(py: Python<'_>, err: Error) -> PyErr {
         Error::Unencodable { .. } | Error::Utf8(_) => encode_error(py),
         Error::InvalidToken(_) | Error::NotAToken(_) => invalid_token_error(py),
         Error::UnknownEncoding { .. } => unknown_encoding_error(py),
+        Error::TokenizerJson { .. } => vocab_error(py),
+        Error::Unsupported { .. } => unsupported_error(py),
     };
     let e = new_err(class, message);
     if let Error::DisallowedSpecial { token, char_offset } = &err {

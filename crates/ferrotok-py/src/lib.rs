@@ -5,6 +5,7 @@ mod convert;
 mod data;
 mod encoding;
 mod errors;
+mod tokenizer;
 
 use pyo3::prelude::*;
 
@@ -19,6 +20,8 @@ fn _cli_main(py: Python<'_>, argv: Vec<String>) -> i32 {
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<encoding::PyEncoding>()?;
+    m.add_class::<tokenizer::PyTokenizer>()?;
+    m.add_class::<tokenizer::PyTokenizerEncoding>()?;
     m.add_function(wrap_pyfunction!(encoding::_encoding_from_state, m)?)?;
     m.add_function(wrap_pyfunction!(encoding::_builtin_encoding, m)?)?;
     m.add_function(wrap_pyfunction!(encoding::_builtin_names, m)?)?;

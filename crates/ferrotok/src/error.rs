@@ -98,6 +98,13 @@ pub enum Error {
     /// Invalid UTF-8 where text was required.
     #[error("invalid UTF-8 {0}")]
     Utf8(String),
+    /// A `tokenizer.json` is malformed; `path` says where in the JSON.
+    #[error("{source_name}: {path}: {problem}")]
+    TokenizerJson { source_name: String, path: String, problem: String },
+    /// A `tokenizer.json` needs a component (or an option of one) that ferrotok does not
+    /// implement yet. Loading fails rather than giving different ids.
+    #[error("{source_name}: {component} is not supported yet")]
+    Unsupported { source_name: String, component: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -15,6 +15,7 @@ pub mod bpe;
 pub mod cache;
 pub mod encoding;
 pub mod error;
+pub mod hf;
 pub mod parallel;
 pub mod pretokenize;
 pub mod registry;

@@ -1,0 +1,196 @@
+//! `ferrotok.Tokenizer`: a Hugging Face `tokenizer.json` tokenizer (the supported subset of
+//! the core's `hf` module), with the inference API of `tokenizers.Tokenizer`.
+
+use std::sync::Arc;
+
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use ferrotok::hf::HfTokenizer;
+use ferrotok::{parallel, Rank};
+
+use crate::convert::{texts, Text};
+use crate::encoding::detach;
+use crate::errors::{new_err, py_err};
+
+/// The result of `Tokenizer.encode`: the ids and the tokens.
+#[pyclass(frozen, module = "ferrotok", name = "TokenizerEncoding")]
+pub struct PyTokenizerEncoding {
+    ids: Vec<Rank>,
+    tokenizer: Arc<HfTokenizer>,
+}
+
+#[pymethods]
+impl PyTokenizerEncoding {
+    /// The token ids.
+    #[getter]
+    fn ids(&self) -> Vec<Rank> {
+        self.ids.clone()
+    }
+
+    /// The tokens as the tokenizer file spells them.
+    #[getter]
+    fn tokens(&self) -> Vec<String> {
+        self.ids.iter().map(|&id| self.tokenizer.id_to_token(id).unwrap_or_default().to_owned()).collect()
+    }
+
+    /// 1 for every token (no padding is applied).
+    #[getter]
+    fn attention_mask(&self) -> Vec<u32> {
+        vec![1; self.ids.len()]
+    }
+
+    fn __len__(&self) -> usize {
+        self.ids.len()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("TokenizerEncoding(num_tokens={})", self.ids.len())
+    }
+}
+
+/// A tokenizer loaded from a Hugging Face `tokenizer.json`.
+///
+/// Immutable and safe to share between threads. Supports byte-level BPE files (Llama 3,
+/// Qwen 2/3, GPT-2 and RoBERTa style); a file that needs anything else fails to load with
+/// `UnsupportedError` naming the component.
+#[pyclass(frozen, module = "ferrotok", name = "Tokenizer")]
+pub struct PyTokenizer {
+    inner: Arc<HfTokenizer>,
+    json: Arc<str>,
+}
+
+impl PyTokenizer {
+    pub fn core(&self) -> Arc<HfTokenizer> {
+        self.inner.clone()
+    }
+}
+
+#[pymethods]
+impl PyTokenizer {
+    /// Loads a `tokenizer.json` file.
+    #[staticmethod]
+    fn from_file(py: Python<'_>, path: std::path::PathBuf) -> PyResult<Self> {
+        let json = std::fs::read_to_string(&path)
+            .map_err(|e| new_err(crate::errors::file_error(py), format!("cannot read {}: {e}", path.display())))?;
+        let name = path.display().to_string();
+        Self::build(py, json, &name)
+    }
+
+    /// Parses a `tokenizer.json` given as a string.
+    #[staticmethod]
+    fn from_str(py: Python<'_>, json: String) -> PyResult<Self> {
+        Self::build(py, json, "<tokenizer.json>")
+    }
+
+    /// Parses a `tokenizer.json` given as bytes.
+    #[staticmethod]
+    fn from_buffer(py: Python<'_>, buffer: Vec<u8>) -> PyResult<Self> {
+        let json = String::from_utf8(buffer)
+            .map_err(|e| new_err(crate::errors::encode_error(py), format!("tokenizer.json is not UTF-8: {e}")))?;
+        Self::build(py, json, "<tokenizer.json>")
+    }
+
+    /// The `tokenizer.json` this tokenizer was loaded from.
+    fn to_str(&self) -> &str {
+        &self.json
+    }
+
+    /// Encodes one text; `add_special_tokens` applies the post-processor's template.
+    #[pyo3(signature = (sequence, /, *, add_special_tokens = true))]
+    fn encode(
+        &self,
+        py: Python<'_>,
+        sequence: &Bound<'_, PyAny>,
+        add_special_tokens: bool,
+    ) -> PyResult<PyTokenizerEncoding> {
+        let text = Text::extract(sequence, "sequence")?;
+        let inner = self.inner.clone();
+        let ids =
+            detach(py, text.as_str().len(), || inner.encode(text.as_str(), add_special_tokens)).map_err(py_err(py))?;
+        Ok(PyTokenizerEncoding { ids, tokenizer: self.inner.clone() })
+    }
+
+    /// Encodes many texts in parallel (the GIL released).
+    #[pyo3(signature = (inputs, /, *, add_special_tokens = true, num_threads = None))]
+    fn encode_batch(
+        &self,
+        py: Python<'_>,
+        inputs: &Bound<'_, PyAny>,
+        add_special_tokens: bool,
+        num_threads: Option<usize>,
+    ) -> PyResult<Vec<PyTokenizerEncoding>> {
+        let items = texts(inputs, "inputs")?;
+        let inner = self.inner.clone();
+        let threads = parallel::num_threads(num_threads);
+        let total: usize = items.iter().map(|t| t.as_str().len()).sum();
+        let all =
+            detach(py, total, || parallel::map(&items, threads, |t| inner.encode(t.as_str(), add_special_tokens)));
+        all.into_iter()
+            .map(|r| r.map(|ids| PyTokenizerEncoding { ids, tokenizer: self.inner.clone() }).map_err(py_err(py)))
+            .collect()
+    }
+
+    /// The number of tokens `encode` would give.
+    #[pyo3(signature = (sequence, /, *, add_special_tokens = true))]
+    fn count(&self, py: Python<'_>, sequence: &Bound<'_, PyAny>, add_special_tokens: bool) -> PyResult<usize> {
+        Ok(self.encode(py, sequence, add_special_tokens)?.ids.len())
+    }
+
+    /// The text of `ids`; special tokens left out unless `skip_special_tokens` is false.
+    #[pyo3(signature = (ids, /, *, skip_special_tokens = true))]
+    fn decode(&self, py: Python<'_>, ids: Vec<Rank>, skip_special_tokens: bool) -> PyResult<String> {
+        self.inner.decode(&ids, skip_special_tokens).map_err(py_err(py))
+    }
+
+    /// `decode` for each list of ids.
+    #[pyo3(signature = (sequences, /, *, skip_special_tokens = true))]
+    fn decode_batch(
+        &self,
+        py: Python<'_>,
+        sequences: Vec<Vec<Rank>>,
+        skip_special_tokens: bool,
+    ) -> PyResult<Vec<String>> {
+        sequences.iter().map(|ids| self.inner.decode(ids, skip_special_tokens).map_err(py_err(py))).collect()
+    }
+
+    fn token_to_id(&self, token: &str) -> Option<Rank> {
+        self.inner.token_to_id(token)
+    }
+
+    fn id_to_token(&self, id: Rank) -> Option<String> {
+        self.inner.id_to_token(id).map(str::to_owned)
+    }
+
+    #[pyo3(signature = (with_added_tokens = true))]
+    fn get_vocab_size(&self, with_added_tokens: bool) -> usize {
+        self.inner.vocab_size(with_added_tokens)
+    }
+
+    /// Token → id for every token (added tokens included when `with_added_tokens`).
+    #[pyo3(signature = (with_added_tokens = true))]
+    fn get_vocab<'py>(&self, py: Python<'py>, with_added_tokens: bool) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        for (t, id) in self.inner.vocab(with_added_tokens) {
+            d.set_item(t, id)?;
+        }
+        Ok(d)
+    }
+
+    fn __reduce__(slf: &Bound<'_, Self>) -> PyResult<(Py<PyAny>, (String,))> {
+        let py = slf.py();
+        let ctor = py.get_type::<Self>().getattr("from_str")?.unbind();
+        Ok((ctor, (slf.get().json.to_string(),)))
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<Tokenizer vocab_size={}>", self.inner.vocab_size(true))
+    }
+}
+
+impl PyTokenizer {
+    fn build(py: Python<'_>, json: String, name: &str) -> PyResult<Self> {
+        let inner = detach(py, json.len(), || HfTokenizer::from_json(&json, name)).map_err(py_err(py))?;
+        Ok(Self { inner: Arc::new(inner), json: json.into() })
+    }
+}

@@ -1,0 +1,154 @@
+"""`ferrotok.Tokenizer` against Hugging Face `tokenizers` on real text: the Llama 3 and Qwen3
+files from ../shared when present, and a zoo of byte-level BPE `tokenizer.json` files built here
+with `tokenizers` itself (its trainer, normalizers, pre-tokenizers, post-processors, decoders)."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+from typing import Any
+
+import pytest
+import tokenizers
+from tokenizers import decoders, models, normalizers, pre_tokenizers, processors, trainers
+
+import ferrotok
+from conftest import SHARED, corpus
+
+LLAMA3_SPLIT = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+QWEN_SPLIT = LLAMA3_SPLIT.replace(r"\p{N}{1,3}", r"\p{N}")
+
+
+def texts() -> list[str]:
+    return [d["text"] for d in corpus()]
+
+
+def assert_same(ref: tokenizers.Tokenizer, mine: ferrotok.Tokenizer, docs: list[str]) -> None:
+    for add in (True, False):
+        got = [e.ids for e in mine.encode_batch(docs, add_special_tokens=add)]
+        exp = [e.ids for e in ref.encode_batch(docs, add_special_tokens=add)]
+        bad = [i for i, (a, b) in enumerate(zip(exp, got)) if a != b]
+        assert not bad, f"{len(bad)} documents differ (add_special_tokens={add}), first: {docs[bad[0]][:80]!r}"
+    for d in docs[:40]:
+        enc = ref.encode(d)
+        assert mine.encode(d).tokens == enc.tokens
+        for skip in (True, False):
+            assert mine.decode(enc.ids, skip_special_tokens=skip) == ref.decode(enc.ids, skip_special_tokens=skip)
+
+
+def train(pre: Any, *, normalizer: Any = None, post: Any = None, specials: list[str] | None = None, vocab_size: int = 2000, **bpe: Any) -> tokenizers.Tokenizer:
+    tok = tokenizers.Tokenizer(models.BPE(**bpe))
+    tok.pre_tokenizer = pre
+    if normalizer is not None:
+        tok.normalizer = normalizer
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=specials or [],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts(), trainer=trainer)
+    if post is not None:
+        tok.post_processor = post
+    return tok
+
+
+def zoo() -> dict[str, tokenizers.Tokenizer]:
+    split = pre_tokenizers.Sequence(
+        [pre_tokenizers.Split(tokenizers.Regex(LLAMA3_SPLIT), behavior="isolated"), pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]
+    )
+    qwen = pre_tokenizers.Sequence(
+        [pre_tokenizers.Split(tokenizers.Regex(QWEN_SPLIT), behavior="isolated"), pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]
+    )
+    out = {
+        "llama3-style": train(split, specials=["<|begin_of_text|>", "<|end_of_text|>"], ignore_merges=True),
+        "qwen-style-nfc": train(qwen, normalizer=normalizers.NFC(), specials=["<|endoftext|>", "<|im_start|>"]),
+        "gpt2-style": train(pre_tokenizers.ByteLevel(add_prefix_space=False), specials=["<|endoftext|>"]),
+        "roberta-prefix-space": train(pre_tokenizers.ByteLevel(add_prefix_space=True), normalizer=normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()]), specials=["<s>", "</s>"]),
+        "nfd-literal-split": train(
+            pre_tokenizers.Sequence([pre_tokenizers.Split(" ", behavior="isolated"), pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]),
+            normalizer=normalizers.NFD(),
+        ),
+        "nfkd-small": train(pre_tokenizers.ByteLevel(add_prefix_space=False), normalizer=normalizers.NFKD(), vocab_size=300),
+    }
+    t = out["llama3-style"]
+    t.post_processor = processors.Sequence(
+        [
+            processors.ByteLevel(trim_offsets=False),
+            processors.TemplateProcessing(single="<|begin_of_text|> $A", special_tokens=[("<|begin_of_text|>", t.token_to_id("<|begin_of_text|>"))]),
+        ]
+    )
+    return out
+
+
+@pytest.fixture(scope="module")
+def zoo_files() -> dict[str, tokenizers.Tokenizer]:
+    return zoo()
+
+
+@pytest.mark.parametrize("name", ["llama3-style", "qwen-style-nfc", "gpt2-style", "roberta-prefix-space", "nfd-literal-split", "nfkd-small"])
+def test_zoo_matches_tokenizers_on_the_corpus(zoo_files: dict[str, tokenizers.Tokenizer], name: str) -> None:
+    ref = zoo_files[name]
+    mine = ferrotok.Tokenizer.from_str(ref.to_str())
+    docs = texts() + ["", " ", "<|begin_of_text|>hi<|end_of_text|>", "a<|endoftext|>b<|im_start|>", "x" * 3000, "Ünïcödé ﬁ ①"]
+    assert_same(ref, mine, docs)
+    assert mine.get_vocab_size() == ref.get_vocab_size()
+    assert mine.get_vocab() == ref.get_vocab()
+    assert mine.get_vocab(with_added_tokens=False) == ref.get_vocab(with_added_tokens=False)
+
+
+@pytest.mark.parametrize("name", ["llama3", "qwen3"])
+def test_real_files_match_tokenizers(name: str, request: pytest.FixtureRequest) -> None:
+    path = SHARED / "vocab" / "hf" / f"{name}.tokenizer.json"
+    if not path.exists():
+        pytest.skip("needs ../shared/vocab/hf (not shipped with the tests)")
+    ref = tokenizers.Tokenizer.from_file(str(path))
+    mine = ferrotok.Tokenizer.from_file(path)
+    docs = texts()
+    if request.config.getoption("--full-corpus"):
+        from conftest import read_jsonl
+
+        docs = [d["text"] for f in sorted((SHARED / "corpus").glob("*.jsonl")) for d in read_jsonl(f)]
+    assert_same(ref, mine, docs)
+    assert mine.token_to_id("<|endoftext|>") == ref.token_to_id("<|endoftext|>")
+    assert mine.id_to_token(1000) == ref.id_to_token(1000)
+
+
+def test_pickle_threads_and_api(zoo_files: dict[str, tokenizers.Tokenizer]) -> None:
+    mine = ferrotok.Tokenizer.from_str(zoo_files["gpt2-style"].to_str())
+    again = pickle.loads(pickle.dumps(mine))
+    assert again.encode("hello world").ids == mine.encode("hello world").ids
+    assert json.loads(mine.to_str()) == json.loads(zoo_files["gpt2-style"].to_str())
+    e = mine.encode("hello world")
+    assert len(e) == len(e.ids) == mine.count("hello world") and e.attention_mask == [1] * len(e)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda t: mine.encode(t).ids, texts()))
+    assert results == [mine.encode(t).ids for t in texts()]
+    assert ferrotok.Tokenizer.from_buffer(mine.to_str().encode()).encode("x").ids == mine.encode("x").ids
+
+
+def test_unsupported_components_fail_loudly(tmp_path: Path) -> None:
+    tok = tokenizers.Tokenizer(models.WordPiece({"[UNK]": 0, "a": 1}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    with pytest.raises(ferrotok.UnsupportedError, match="WordPiece model"):
+        ferrotok.Tokenizer.from_str(tok.to_str())
+    with pytest.raises(ferrotok.VocabError, match="not JSON"):
+        ferrotok.Tokenizer.from_str("{")
+    with pytest.raises(ferrotok.FileError):
+        ferrotok.Tokenizer.from_file(tmp_path / "missing.json")
+    bpe = train(pre_tokenizers.ByteLevel(add_prefix_space=False), vocab_size=300)
+    data = json.loads(bpe.to_str())
+    data["normalizer"] = {"type": "BertNormalizer", "clean_text": True, "handle_chinese_chars": True, "strip_accents": None, "lowercase": True}
+    with pytest.raises(ferrotok.UnsupportedError, match="BertNormalizer normalizer"):
+        ferrotok.Tokenizer.from_str(json.dumps(data))
+    data["normalizer"] = None
+    data["model"]["merges"][0] = "nope nothere"
+    with pytest.raises(ferrotok.VocabError, match=r"merges\[0\].*not in the vocabulary"):
+        ferrotok.Tokenizer.from_str(json.dumps(data))
+    with pytest.raises(ferrotok.InvalidTokenError):
+        bpe2 = ferrotok.Tokenizer.from_str(bpe.to_str())
+        bpe2.decode([10**6])
