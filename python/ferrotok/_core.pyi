@@ -228,7 +228,7 @@ def _cli_main(argv: Sequence[str]) -> int:
 
 def _tokenize_files(
     inputs: Sequence[str],
-    encoding: Encoding,
+    tokenizer: Encoding | Tokenizer,
     output: str | PathLike[str],
     options_json: str,
     *,

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from . import _core
-from ._core import Encoding
+from ._core import Encoding, Tokenizer
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -67,7 +67,7 @@ def _choice(name: str, value: str | None, allowed: Sequence[str]) -> None:
 
 def tokenize_files(
     inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
-    tokenizer: Encoding | str,
+    tokenizer: Encoding | Tokenizer | str,
     output: str | os.PathLike[str],
     *,
     format: Format = "bin",
@@ -92,6 +92,8 @@ def tokenize_files(
 ) -> TokenizeSummary:
     """Tokenizes files into training-ready output, exactly as ``ferrotok tokenize`` does.
 
+    ``tokenizer``: an :class:`Encoding`, a built-in encoding's name, or a :class:`Tokenizer`
+    (a ``tokenizer.json``; text is encoded as ``encode(text, add_special_tokens=False)``).
     ``inputs``: files, directories, globs (``.txt``, ``.jsonl``, ``.parquet``, optionally ``.gz`` or
     ``.zst``). ``output``: a path prefix; the format adds its extensions and ``.manifest.json``.
     ``shard=(i, n)`` produces shard ``i`` of ``n``. An interrupted call resumes when called again
@@ -135,7 +137,7 @@ def tokenize_files(
     }
     summary = _core._tokenize_files(
         [os.fspath(p) for p in inputs],
-        _encoding(tokenizer),
+        tokenizer if isinstance(tokenizer, Tokenizer) else _encoding(tokenizer),
         os.fspath(output),
         json.dumps(options),
         num_threads=num_threads,

@@ -152,3 +152,24 @@ def test_unsupported_components_fail_loudly(tmp_path: Path) -> None:
     with pytest.raises(ferrotok.InvalidTokenError):
         bpe2 = ferrotok.Tokenizer.from_str(bpe.to_str())
         bpe2.decode([10**6])
+
+
+def test_tokenize_job_with_a_tokenizer_json(tmp_path: Path, zoo_files: dict[str, tokenizers.Tokenizer]) -> None:
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from ferrotok.data import tokenize_files
+
+    ref = zoo_files["qwen-style-nfc"]
+    path = tmp_path / "tokenizer.json"
+    ref.save(str(path))
+    src = tmp_path / "docs.jsonl"
+    src.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts()), encoding="utf-8")
+    eot = ref.token_to_id("<|endoftext|>")
+    exp = [i for t in texts() for i in ref.encode(t, add_special_tokens=False).ids + [eot]]
+    subprocess.run([sys.executable, "-m", "ferrotok", "tokenize", str(src), "-t", str(path), "-o", str(tmp_path / "cli"), "--append-eot"], check=True, capture_output=True)
+    assert np.fromfile(tmp_path / "cli.bin", dtype=np.uint16).tolist() == exp
+    s = tokenize_files(src, ferrotok.Tokenizer.from_file(path), tmp_path / "py", format="npy", append_eot=True)
+    assert np.load(tmp_path / "py.npy").tolist() == exp and s["documents"] == len(texts())

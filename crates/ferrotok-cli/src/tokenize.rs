@@ -18,7 +18,8 @@ pub struct Args {
     /// `.txt` (a document per file, or per line with --by-line), `.jsonl`, `.parquet`; `.gz` and `.zst` are read too.
     #[arg(required = true)]
     inputs: Vec<String>,
-    /// The tokenizer: a built-in encoding name or a .tiktoken file (with --pattern).
+    /// The tokenizer: a built-in encoding name, a .tiktoken file (with --pattern), or a
+    /// byte-level BPE tokenizer.json (encoded as tokenizers' encode(text, add_special_tokens=False)).
     #[arg(short, long)]
     tokenizer: String,
     /// The output path prefix; the format adds its extensions (.bin, .idx, .npy, .parquet)

@@ -208,8 +208,7 @@ fn what_changed(old: &Spec, new: &Spec) -> String {
 
 impl Job {
     fn dtype(&self) -> Result<Dtype> {
-        let enc = &self.tokenizer.encoding;
-        let max = u64::from(enc.max_token_value());
+        let max = u64::from(self.tokenizer.max_token_value());
         let o = &self.options;
         let dtype = match (o.dtype, o.format) {
             (Some(d), _) => d,
@@ -221,7 +220,7 @@ impl Job {
         if max > dtype.max_id() {
             return Err(Error::Options(format!(
                 "{} has ids up to {max}, which do not fit {}",
-                enc.name(),
+                self.tokenizer.name,
                 dtype.name()
             )));
         }
@@ -285,10 +284,7 @@ impl Job {
         let inputs = input::resolve(&self.inputs, &self.options)?;
         let spec = Spec {
             inputs: inputs.clone(),
-            tokenizer: TokenizerId {
-                name: self.tokenizer.encoding.name().to_owned(),
-                sha256: self.tokenizer.fingerprint.clone(),
-            },
+            tokenizer: TokenizerId { name: self.tokenizer.name.clone(), sha256: self.tokenizer.fingerprint.clone() },
             options: self.options.clone(),
             dtype,
         };
@@ -435,7 +431,7 @@ impl Job {
         observer: &mut dyn Observer,
     ) -> Result<Checkpoint> {
         let threads = parallel::num_threads(self.run.threads);
-        let enc = &*self.tokenizer.encoding;
+        let enc = &self.tokenizer;
         let opts = &self.options;
         let (raw_tx, raw_rx) = sync_channel::<Result<RawChunk>>(1);
         let (enc_tx, enc_rx) = sync_channel::<(Encoded, RawChunk)>(1);
@@ -651,7 +647,7 @@ fn read_chunks(
 const LONG_DOC: usize = 4 << 20;
 
 fn encode_chunk(
-    enc: &ferrotok::Encoding,
+    enc: &Tokenizer,
     raw: &mut RawChunk,
     framing: Framing,
     threads: usize,
@@ -659,14 +655,9 @@ fn encode_chunk(
 ) -> Result<Encoded> {
     let texts = std::mem::take(&mut raw.texts);
     let encoded: Vec<Result<Vec<Rank>, ferrotok::Error>> = if texts.iter().any(|t| t.len() >= LONG_DOC) && threads > 1 {
-        texts
-            .iter()
-            .map(
-                |t| if t.len() >= LONG_DOC { enc.encode_ordinary_parallel(t, threads) } else { enc.encode_ordinary(t) },
-            )
-            .collect()
+        texts.iter().map(|t| if t.len() >= LONG_DOC { enc.encode_long(t, threads) } else { enc.encode(t) }).collect()
     } else {
-        parallel::map(&texts, threads, |t| enc.encode_ordinary(t))
+        parallel::map(&texts, threads, |t| enc.encode(t))
     };
     let total: usize = encoded.iter().map(|r| r.as_ref().map_or(0, Vec::len)).sum();
     let mut out = Encoded::new();

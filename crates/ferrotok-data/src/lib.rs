@@ -22,4 +22,4 @@ pub use fault::FAULT_ENV;
 pub use job::{write_encoded, Job, Observer, Quiet, Stats, Summary};
 pub use options::{Dtype, Format, Header, InputFormat, OnInvalid, Options, RunOptions, Shard};
 pub use sink::{Encoded, Layout, Sink, SinkState};
-pub use tokenizer::Tokenizer;
+pub use tokenizer::{Model, Tokenizer};

@@ -1,25 +1,39 @@
 //! Which tokenizer a job uses, and its identity.
 //!
-//! A job names its tokenizer as an embedded encoding (`cl100k_base`) or a `.tiktoken` rank file
-//! (with `--pattern` naming the split pattern). `tokenizer.json` and SentencePiece `.model`
-//! files are refused with an error that says so until their loaders exist (issue 4).
-//! The identity recorded for resuming is a SHA-256 over everything that decides ids:
-//! the ranks, the split pattern and the special tokens.
+//! A job names its tokenizer as an embedded encoding (`cl100k_base`), a `.tiktoken` rank file
+//! (with `--pattern` naming the split pattern) or a Hugging Face `tokenizer.json` (the subset
+//! `ferrotok::hf` supports). SentencePiece `.model` and WordPiece `vocab.txt` files are refused
+//! with an error that says so until their loaders exist.
+//! The identity recorded for resuming is a SHA-256 over everything that decides ids: the ranks,
+//! the split pattern and the special tokens, or the whole `tokenizer.json`.
+//!
+//! Text is encoded as ordinary text: with a tiktoken encoding, special-token text is plain text;
+//! with a `tokenizer.json`, as `tokenizer.encode(text, add_special_tokens=False)` (added tokens in
+//! the text are matched, as `tokenizers` does; no template).
 
 use std::path::Path;
 use std::sync::Arc;
 
+use ferrotok::hf::HfTokenizer;
 use ferrotok::pretokenize::{CL100K_PATTERN, GPT2_PATTERN, LLAMA3_PATTERN, O200K_PATTERN};
 use ferrotok::{Encoding, Rank, Vocab};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 
+/// The tokenizer behind a job.
+#[derive(Clone)]
+pub enum Model {
+    Tiktoken(Arc<Encoding>),
+    Hf(Arc<HfTokenizer>),
+}
+
 /// A loaded tokenizer and its identity.
 #[derive(Clone)]
 pub struct Tokenizer {
-    pub encoding: Arc<Encoding>,
-    /// Hex SHA-256 of the ranks, the pattern and the special tokens.
+    pub model: Model,
+    pub name: String,
+    /// Hex SHA-256 of what decides the ids.
     pub fingerprint: String,
 }
 
@@ -35,6 +49,14 @@ pub fn pattern(name_or_regex: &str) -> &str {
 }
 
 impl Tokenizer {
+    /// A `tokenizer.json` tokenizer; `json` is the file's text (its identity).
+    pub fn from_hf(tokenizer: Arc<HfTokenizer>, json: &str, name: &str) -> Self {
+        let mut h = Sha256::new();
+        h.update(b"ferrotok-hf-v1\0");
+        h.update(json.as_bytes());
+        Self { model: Model::Hf(tokenizer), name: name.to_owned(), fingerprint: hex(&h.finalize()) }
+    }
+
     pub fn new(encoding: Arc<Encoding>) -> Self {
         let mut h = Sha256::new();
         h.update(b"ferrotok-tiktoken-v1\0");
@@ -48,7 +70,7 @@ impl Tokenizer {
             h.update(text.as_bytes());
             h.update(id.to_le_bytes());
         }
-        Self { encoding, fingerprint: hex(&h.finalize()) }
+        Self { name: encoding.name().to_owned(), model: Model::Tiktoken(encoding), fingerprint: hex(&h.finalize()) }
     }
 
     /// Loads `spec`: an embedded encoding's name or a `.tiktoken` file. `pattern` is required
@@ -64,10 +86,18 @@ impl Tokenizer {
         }
         let path = Path::new(spec);
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        if name.ends_with(".json") || name.ends_with(".model") || name == "vocab.txt" {
+        if name.ends_with(".json") {
+            if pattern_arg.is_some() || !specials.is_empty() {
+                return Err(Error::Options(format!("{spec}: a tokenizer.json has its own pattern and special tokens")));
+            }
+            let json = std::fs::read_to_string(path).map_err(Error::io(path))?;
+            let hf = HfTokenizer::from_json(&json, spec)?;
+            return Ok(Self::from_hf(Arc::new(hf), &json, &name));
+        }
+        if name.ends_with(".model") || name == "vocab.txt" {
             return Err(Error::Options(format!(
-                "{spec}: Hugging Face tokenizer.json, SentencePiece .model and WordPiece vocab.txt files are \
-                 not supported yet; use a built-in encoding ({}) or a .tiktoken file",
+                "{spec}: SentencePiece .model and WordPiece vocab.txt files are not supported yet; use a \
+                 built-in encoding ({}), a .tiktoken file or a byte-level BPE tokenizer.json",
                 ferrotok::registry::NAMES.join(", ")
             )));
         }
@@ -90,30 +120,70 @@ impl Tokenizer {
     /// The id of a separator given as an id or a special token's text, or else the first of
     /// `defaults` that the tokenizer has.
     pub fn separator(&self, given: Option<&str>, defaults: &[&str], what: &str) -> Result<Rank> {
-        let enc = &self.encoding;
         if let Some(g) = given {
             if let Ok(id) = g.trim().parse::<Rank>() {
-                if id > enc.max_token_value() {
+                if id > self.max_token_value() {
                     return Err(Error::Options(format!(
                         "{what} id {id} is beyond the vocabulary (largest id {})",
-                        enc.max_token_value()
+                        self.max_token_value()
                     )));
                 }
                 return Ok(id);
             }
-            return enc
-                .special_token(g)
-                .or_else(|| enc.encode_single_token(g.as_bytes()).ok())
-                .ok_or_else(|| Error::Options(format!("{what} {g:?} is not a token of {}", enc.name())));
+            return self
+                .token(g)
+                .ok_or_else(|| Error::Options(format!("{what} {g:?} is not a token of {}", self.name)));
         }
-        defaults.iter().find_map(|d| enc.special_token(d)).ok_or_else(|| {
+        defaults.iter().find_map(|d| self.special(d)).ok_or_else(|| {
             Error::Options(format!(
                 "{} has no {what} token ({}); name one with --{}",
-                enc.name(),
+                self.name,
                 defaults.join(" or "),
                 if what == "end-of-text" { "eot" } else { "bos" }
             ))
         })
+    }
+}
+
+impl Tokenizer {
+    /// The largest id.
+    pub fn max_token_value(&self) -> Rank {
+        match &self.model {
+            Model::Tiktoken(e) => e.max_token_value(),
+            Model::Hf(h) => h.max_id(),
+        }
+    }
+
+    /// A special (or added) token's id by its text.
+    pub fn special(&self, text: &str) -> Option<Rank> {
+        match &self.model {
+            Model::Tiktoken(e) => e.special_token(text),
+            Model::Hf(h) => h.added_token(text),
+        }
+    }
+
+    /// Any single token's id by its text.
+    pub fn token(&self, text: &str) -> Option<Rank> {
+        match &self.model {
+            Model::Tiktoken(e) => e.special_token(text).or_else(|| e.encode_single_token(text.as_bytes()).ok()),
+            Model::Hf(h) => h.token_to_id(text),
+        }
+    }
+
+    /// The ids of a document (see the module notes for what "ordinary" means for each kind).
+    pub fn encode(&self, text: &str) -> ferrotok::Result<Vec<Rank>> {
+        match &self.model {
+            Model::Tiktoken(e) => e.encode_ordinary(text),
+            Model::Hf(h) => h.encode(text, false),
+        }
+    }
+
+    /// `encode`, using `threads` threads on this one text where that is exact.
+    pub fn encode_long(&self, text: &str, threads: usize) -> ferrotok::Result<Vec<Rank>> {
+        match &self.model {
+            Model::Tiktoken(e) => e.encode_ordinary_parallel(text, threads),
+            Model::Hf(h) => h.encode(text, false),
+        }
     }
 }
 

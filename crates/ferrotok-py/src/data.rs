@@ -11,6 +11,7 @@ use ferrotok_data::{Encoded, Format, Job, Layout, Options, RunOptions, Tokenizer
 
 use crate::encoding::{detach, PyEncoding};
 use crate::errors::{self, new_err, to_py};
+use crate::tokenizer::PyTokenizer;
 
 /// Maps a corpus-job error to its Python exception.
 fn data_err(py: Python<'_>, e: ferrotok_data::Error) -> PyErr {
@@ -33,12 +34,12 @@ fn parse_options(py: Python<'_>, options_json: &str) -> PyResult<Options> {
 /// Runs a tokenize job (see `ferrotok.data.tokenize_files`) with the GIL released; returns
 /// the summary as a dict.
 #[pyfunction]
-#[pyo3(signature = (inputs, encoding, output, options_json, *, num_threads=None, overwrite=false, progress=false))]
+#[pyo3(signature = (inputs, tokenizer, output, options_json, *, num_threads=None, overwrite=false, progress=false))]
 #[expect(clippy::too_many_arguments, reason = "mirrors the Python keyword arguments")]
 pub fn _tokenize_files<'py>(
     py: Python<'py>,
     inputs: Vec<String>,
-    encoding: &PyEncoding,
+    tokenizer: &Bound<'py, PyAny>,
     output: std::path::PathBuf,
     options_json: &str,
     num_threads: Option<usize>,
@@ -48,7 +49,17 @@ pub fn _tokenize_files<'py>(
     let options = parse_options(py, options_json)?;
     let job = Job {
         inputs,
-        tokenizer: Tokenizer::new(encoding.inner.clone()),
+        tokenizer: if let Ok(e) = tokenizer.cast::<PyEncoding>() {
+            Tokenizer::new(e.get().inner.clone())
+        } else if let Ok(t) = tokenizer.cast::<PyTokenizer>() {
+            let t = t.get();
+            Tokenizer::from_hf(t.core(), t.json(), "tokenizer.json")
+        } else {
+            return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+                "tokenizer must be an Encoding or a Tokenizer, not {}",
+                crate::convert::type_name(tokenizer)
+            )));
+        },
         output,
         options,
         run: RunOptions { threads: num_threads, overwrite },

@@ -64,6 +64,10 @@ impl PyTokenizer {
     pub fn core(&self) -> Arc<HfTokenizer> {
         self.inner.clone()
     }
+
+    pub fn json(&self) -> &str {
+        &self.json
+    }
 }
 
 #[pymethods]
