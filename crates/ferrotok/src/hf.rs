@@ -96,7 +96,23 @@ pub struct HfTokenizer {
     special: Vec<bool>,
     /// The model's own vocabulary (which may share entries with the added tokens).
     model_vocab: Vec<(String, Rank)>,
+    /// Unique per loaded tokenizer: the key of the per-thread piece cache.
+    cache_id: u64,
 }
+
+/// Caching: a per-thread map from short pieces to their ids, for the tokenizer used last on
+/// that thread (switching tokenizers clears it; so does reaching `CACHE_ENTRIES`). Words repeat,
+/// and a hit skips the heap merge. Exact: a piece's ids depend only on the piece.
+const CACHE_MAX_PIECE: usize = 48;
+const CACHE_ENTRIES: usize = 1 << 15;
+
+type PieceCache = (u64, FxHashMap<Box<[u8]>, Box<[Rank]>>);
+
+thread_local! {
+    static PIECES: std::cell::RefCell<PieceCache> = std::cell::RefCell::new((0, FxHashMap::default()));
+}
+
+static NEXT_CACHE_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 fn get<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
     v.get(key).filter(|x| !x.is_null())
@@ -272,6 +288,7 @@ impl HfTokenizer {
             decode_bytes,
             special,
             model_vocab,
+            cache_id: NEXT_CACHE_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         })
     }
 
@@ -306,13 +323,22 @@ impl HfTokenizer {
             return Ok(());
         }
         let mut text = std::borrow::Cow::Borrowed(segment);
-        for n in &self.norms {
+        // ASCII is unchanged by every Unicode normalization form, and text below U+0300 (no
+        // combining marks, nothing NFC would compose or replace) by NFC.
+        let ascii = segment.is_ascii();
+        let nfc_stable = ascii || segment.chars().all(|c| c < '\u{300}');
+        for n in self.norms.iter().filter(|n| match n {
+            Norm::Lowercase => true,
+            Norm::Nfc => !nfc_stable,
+            _ => !ascii,
+        }) {
             text = std::borrow::Cow::Owned(match n {
                 Norm::Nfc => text.nfc().map(|(c, _)| c).collect(),
                 Norm::Nfd => text.nfd().map(|(c, _)| c).collect(),
                 Norm::Nfkc => text.nfkc().map(|(c, _)| c).collect(),
                 Norm::Nfkd => text.nfkd().map(|(c, _)| c).collect(),
                 // Character by character, as `tokenizers` does (no final-sigma rule).
+                Norm::Lowercase if ascii => text.to_ascii_lowercase(),
                 Norm::Lowercase => text.chars().flat_map(char::to_lowercase).collect(),
             });
         }
@@ -347,6 +373,35 @@ impl HfTokenizer {
                 return Ok(());
             }
         }
+        if piece.len() > CACHE_MAX_PIECE {
+            return self.merge_piece(piece, out);
+        }
+        let hit = PIECES.with(|c| {
+            let c = c.try_borrow().ok()?;
+            if c.0 != self.cache_id {
+                return None;
+            }
+            c.1.get(piece).map(|ids| out.extend_from_slice(ids))
+        });
+        if hit.is_some() {
+            return Ok(());
+        }
+        let start = out.len();
+        self.merge_piece(piece, out)?;
+        PIECES.with(|c| {
+            if let Ok(mut c) = c.try_borrow_mut() {
+                if c.0 != self.cache_id || c.1.len() >= CACHE_ENTRIES {
+                    c.0 = self.cache_id;
+                    c.1.clear();
+                }
+                c.1.insert(piece.into(), out[start..].into());
+            }
+        });
+        Ok(())
+    }
+
+    /// The heap merge of one piece (see the module notes).
+    fn merge_piece(&self, piece: &[u8], out: &mut Vec<Rank>) -> Result<()> {
         struct Sym {
             id: Rank,
             prev: usize,

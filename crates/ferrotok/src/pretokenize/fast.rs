@@ -25,6 +25,8 @@ pub enum Family {
     Llama3,
     /// o200k_base and o200k_harmony.
     O200k,
+    /// Qwen 2 and 3: Llama 3's pattern with single digits (`\p{N}` instead of `\p{N}{1,3}`).
+    Qwen,
 }
 
 /// tiktoken's current spelling of the GPT-2 pattern.
@@ -35,6 +37,9 @@ pub const GPT2_PATTERN_OLD: &str = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| 
 pub const CL100K_PATTERN: &str = r"'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s";
 /// Llama 3's pattern, which older tiktoken releases also used for cl100k_base.
 pub const LLAMA3_PATTERN: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+/// Qwen 2/3's pattern (in their `tokenizer.json` files).
+pub const QWEN_PATTERN: &str =
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 /// o200k_base and o200k_harmony.
 pub const O200K_PATTERN: &str = concat!(
     r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?",
@@ -50,6 +55,7 @@ impl Family {
             CL100K_PATTERN => Some(Self::Cl100k),
             LLAMA3_PATTERN => Some(Self::Llama3),
             O200K_PATTERN => Some(Self::O200k),
+            QWEN_PATTERN => Some(Self::Qwen),
             _ => None,
         }
     }
@@ -86,6 +92,7 @@ impl Family {
             Self::Cl100k => drive!(next_cl100k),
             Self::Llama3 => drive!(next_llama3),
             Self::O200k => drive!(next_o200k),
+            Self::Qwen => drive!(next_qwen),
         }
         Ok(())
     }
@@ -283,18 +290,25 @@ impl Scanner<'_> {
     /// `'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s`
     #[inline]
     fn next_cl100k(&self, i: usize) -> usize {
-        self.next_cl100k_like::<false>(i)
+        self.next_cl100k_like::<false, 3>(i)
     }
 
     /// `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
     #[inline]
     fn next_llama3(&self, i: usize) -> usize {
-        self.next_cl100k_like::<true>(i)
+        self.next_cl100k_like::<true, 3>(i)
     }
 
-    /// The two differ only in whether `\s*[\r\n]` comes before the end-of-text rule.
+    /// Llama 3's with `\p{N}` for `\p{N}{1,3}`.
+    #[inline]
+    fn next_qwen(&self, i: usize) -> usize {
+        self.next_cl100k_like::<true, 1>(i)
+    }
+
+    /// The cl100k and Llama 3 shapes differ only in whether `\s*[\r\n]` comes before the
+    /// end-of-text rule; Qwen's also in taking one digit at a time.
     #[inline(always)]
-    fn next_cl100k_like<const NEWLINE_FIRST: bool>(&self, i: usize) -> usize {
+    fn next_cl100k_like<const NEWLINE_FIRST: bool, const DIGITS: usize>(&self, i: usize) -> usize {
         let n = self.t.len();
         let b = self.t[i];
         if b == b'\'' {
@@ -310,7 +324,7 @@ impl Scanner<'_> {
             return self.run(i + l, |c| c & L != 0);
         }
         if c & N != 0 {
-            return self.up_to_three_digits(i + l);
+            return if DIGITS == 1 { i + l } else { self.up_to_three_digits(i + l) };
         }
         let p = self.punct_start(i, c);
         if let Some(p) = p {
@@ -438,7 +452,8 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const ALL: [&str; 5] = [GPT2_PATTERN, GPT2_PATTERN_OLD, CL100K_PATTERN, LLAMA3_PATTERN, O200K_PATTERN];
+    const ALL: [&str; 6] =
+        [GPT2_PATTERN, GPT2_PATTERN_OLD, CL100K_PATTERN, LLAMA3_PATTERN, O200K_PATTERN, QWEN_PATTERN];
 
     fn check(text: &str) {
         for pat in ALL {

@@ -14,7 +14,7 @@ mod fast;
 
 use crate::error::{Error, Result};
 
-pub use fast::{Family, CL100K_PATTERN, GPT2_PATTERN, GPT2_PATTERN_OLD, LLAMA3_PATTERN, O200K_PATTERN};
+pub use fast::{Family, CL100K_PATTERN, GPT2_PATTERN, GPT2_PATTERN_OLD, LLAMA3_PATTERN, O200K_PATTERN, QWEN_PATTERN};
 
 /// Backtracking limit for user patterns: a pattern that needs more than this many steps on
 /// one text fails with `Error::PatternLimit` instead of hanging.
