@@ -170,7 +170,7 @@ class TokenizerEncoding:
         """The tokens as the tokenizer file spells them."""
     @property
     def attention_mask(self) -> list[int]:
-        """1 for every token (no padding is applied)."""
+        """1 for every token, 0 for padding."""
     def __len__(self) -> int: ...
 
 @final
@@ -178,8 +178,8 @@ class Tokenizer:
     """A tokenizer loaded from a Hugging Face `tokenizer.json`.
 
     Immutable and safe to share between threads. Supports byte-level BPE files (Llama 3,
-    Qwen 2/3, GPT-2 and RoBERTa style); a file that needs anything else fails to load with
-    `UnsupportedError` naming the component."""
+    Qwen 2/3, GPT-2 and RoBERTa style) and WordPiece files (BERT); a file that needs anything
+    else fails to load with `UnsupportedError` naming the component."""
 
     @staticmethod
     def from_file(path: str | PathLike[str]) -> Tokenizer:
@@ -199,7 +199,7 @@ class Tokenizer:
     ) -> list[TokenizerEncoding]:
         """Encodes many texts in parallel (the GIL released)."""
     def count(self, sequence: str, /, *, add_special_tokens: bool = True) -> int:
-        """The number of tokens `encode` would give."""
+        """The number of tokens of `sequence`, without truncation or padding."""
     def decode(self, ids: Sequence[int], /, *, skip_special_tokens: bool = True) -> str:
         """The text of `ids`; special tokens left out unless `skip_special_tokens` is false."""
     def decode_batch(self, sequences: Sequence[Sequence[int]], /, *, skip_special_tokens: bool = True) -> list[str]:

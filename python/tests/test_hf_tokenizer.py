@@ -132,18 +132,22 @@ def test_pickle_threads_and_api(zoo_files: dict[str, tokenizers.Tokenizer]) -> N
 
 
 def test_unsupported_components_fail_loudly(tmp_path: Path) -> None:
-    tok = tokenizers.Tokenizer(models.WordPiece({"[UNK]": 0, "a": 1}, unk_token="[UNK]"))
+    tok = tokenizers.Tokenizer(models.WordLevel({"[UNK]": 0, "a": 1}, unk_token="[UNK]"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    with pytest.raises(ferrotok.UnsupportedError, match="WordPiece model"):
+    with pytest.raises(ferrotok.UnsupportedError, match="WordLevel model"):
         ferrotok.Tokenizer.from_str(tok.to_str())
+    wp = tokenizers.Tokenizer(models.WordPiece({"[UNK]": 0, "a": 1}, unk_token="[UNK]"))
+    wp.pre_tokenizer = pre_tokenizers.Whitespace()
+    with pytest.raises(ferrotok.UnsupportedError, match="Whitespace pre-tokenizer"):
+        ferrotok.Tokenizer.from_str(wp.to_str())
     with pytest.raises(ferrotok.VocabError, match="not JSON"):
         ferrotok.Tokenizer.from_str("{")
     with pytest.raises(ferrotok.FileError):
         ferrotok.Tokenizer.from_file(tmp_path / "missing.json")
     bpe = train(pre_tokenizers.ByteLevel(add_prefix_space=False), vocab_size=300)
     data = json.loads(bpe.to_str())
-    data["normalizer"] = {"type": "BertNormalizer", "clean_text": True, "handle_chinese_chars": True, "strip_accents": None, "lowercase": True}
-    with pytest.raises(ferrotok.UnsupportedError, match="BertNormalizer normalizer"):
+    data["normalizer"] = {"type": "Replace", "pattern": {"String": "a"}, "content": "b"}
+    with pytest.raises(ferrotok.UnsupportedError, match="Replace normalizer"):
         ferrotok.Tokenizer.from_str(json.dumps(data))
     data["normalizer"] = None
     data["model"]["merges"][0] = "nope nothere"
@@ -173,3 +177,71 @@ def test_tokenize_job_with_a_tokenizer_json(tmp_path: Path, zoo_files: dict[str,
     assert np.fromfile(tmp_path / "cli.bin", dtype=np.uint16).tolist() == exp
     s = tokenize_files(src, ferrotok.Tokenizer.from_file(path), tmp_path / "py", format="npy", append_eot=True)
     assert np.load(tmp_path / "py.npy").tolist() == exp and s["documents"] == len(texts())
+
+
+BERT = Path(__file__).resolve().parents[2] / "testdata" / "hf" / "bert-uncased-minilm.tokenizer.json"
+
+
+def test_bert_seed_example() -> None:
+    tok = ferrotok.Tokenizer.from_file(BERT)
+    tok_ref = tokenizers.Tokenizer.from_file(str(BERT))
+    tok_ref.no_padding()
+    enc = tok.encode("Hello, y'all! How are you 😁 ?")
+    real = [t for t, m in zip(enc.tokens, enc.attention_mask) if m]
+    assert real == ["[CLS]", "hello", ",", "y", "'", "all", "!", "how", "are", "you", "[UNK]", "?", "[SEP]"]
+    assert len(enc) == 128 and enc.attention_mask == [1] * 13 + [0] * 115  # the file pads to 128
+    assert enc.ids[:13] == tok_ref.encode("Hello, y'all! How are you 😁 ?").ids
+    assert tok.decode(enc.ids) == tok_ref.decode(enc.ids) == "hello, y ' all! how are you?"
+
+
+def test_bert_file_matches_tokenizers_with_its_truncation_and_padding(request: pytest.FixtureRequest) -> None:
+    ref = tokenizers.Tokenizer.from_file(str(BERT))
+    mine = ferrotok.Tokenizer.from_file(BERT)
+    docs = texts()
+    if request.config.getoption("--full-corpus") and (SHARED / "corpus").exists():
+        from conftest import read_jsonl
+
+        docs = [d["text"] for f in sorted((SHARED / "corpus").glob("*.jsonl")) for d in read_jsonl(f)]
+    assert_same(ref, mine, docs)
+    for d in docs[:30]:
+        assert mine.encode(d).attention_mask == ref.encode(d).attention_mask
+    # Without the file's truncation and padding: whole documents.
+    ref.no_truncation()
+    ref.no_padding()
+    assert [mine.count(d) for d in docs] == [len(ref.encode(d).ids) for d in docs]
+
+
+def wordpiece_zoo() -> dict[str, tokenizers.Tokenizer]:
+    base = tokenizers.Tokenizer.from_file(str(BERT))
+    vocab = base.get_vocab(with_added_tokens=False)
+    out = {}
+    variants: dict[str, tuple[Any, Any, Any]] = {
+        "cased-no-chinese": (normalizers.BertNormalizer(lowercase=False, handle_chinese_chars=False), pre_tokenizers.BertPreTokenizer(), decoders.WordPiece()),
+        "accents-kept": (normalizers.BertNormalizer(lowercase=True, strip_accents=False), pre_tokenizers.BertPreTokenizer(), decoders.WordPiece(cleanup=False)),
+        "sequence-whitespace": (normalizers.Sequence([normalizers.NFD(), normalizers.Lowercase(), normalizers.StripAccents()]), pre_tokenizers.BertPreTokenizer(), decoders.WordPiece()),
+        "whitespace-split-no-decoder": (normalizers.BertNormalizer(clean_text=False), pre_tokenizers.WhitespaceSplit(), None),
+    }
+    for name, (norm, pre, dec) in variants.items():
+        t = tokenizers.Tokenizer(models.WordPiece(vocab, unk_token="[UNK]", max_input_chars_per_word=20))
+        t.normalizer = norm
+        t.pre_tokenizer = pre
+        if dec is not None:
+            t.decoder = dec
+        t.add_special_tokens(["[CLS]", "[SEP]", "[PAD]"])
+        t.post_processor = processors.BertProcessing(("[SEP]", vocab["[SEP]"]), ("[CLS]", vocab["[CLS]"])) if name == "accents-kept" else processors.TemplateProcessing(
+            single="[CLS] $A [SEP]", special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])]
+        )
+        out[name] = t
+    out["sequence-whitespace"].enable_padding(pad_id=vocab["[PAD]"], pad_to_multiple_of=8)
+    out["cased-no-chinese"].enable_truncation(max_length=40)
+    return out
+
+
+@pytest.mark.parametrize("name", ["cased-no-chinese", "accents-kept", "sequence-whitespace", "whitespace-split-no-decoder"])
+def test_wordpiece_zoo_matches_tokenizers(name: str) -> None:
+    ref = wordpiece_zoo()[name]
+    try:
+        mine = ferrotok.Tokenizer.from_str(ref.to_str())
+    except ferrotok.UnsupportedError as e:
+        pytest.fail(f"{name}: {e}")
+    assert_same(ref, mine, texts() + ["", "Ünïcödé ﬁ ① naïve café 中文字 DON'T do not", "a" * 30 + " b"])

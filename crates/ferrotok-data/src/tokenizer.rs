@@ -9,7 +9,8 @@
 //!
 //! Text is encoded as ordinary text: with a tiktoken encoding, special-token text is plain text;
 //! with a `tokenizer.json`, as `tokenizer.encode(text, add_special_tokens=False)` (added tokens in
-//! the text are matched, as `tokenizers` does; no template).
+//! the text are matched, as `tokenizers` does; no template; the file's truncation and padding
+//! are not applied — use `--max-tokens-per-doc`).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -174,7 +175,7 @@ impl Tokenizer {
     pub fn encode(&self, text: &str) -> ferrotok::Result<Vec<Rank>> {
         match &self.model {
             Model::Tiktoken(e) => e.encode_ordinary(text),
-            Model::Hf(h) => h.encode(text, false),
+            Model::Hf(h) => h.encode_plain(text, false),
         }
     }
 
@@ -182,7 +183,7 @@ impl Tokenizer {
     pub fn encode_long(&self, text: &str, threads: usize) -> ferrotok::Result<Vec<Rank>> {
         match &self.model {
             Model::Tiktoken(e) => e.encode_ordinary_parallel(text, threads),
-            Model::Hf(h) => h.encode(text, false),
+            Model::Hf(h) => h.encode_plain(text, false),
         }
     }
 }

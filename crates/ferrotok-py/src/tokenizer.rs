@@ -17,6 +17,8 @@ use crate::errors::{new_err, py_err};
 #[pyclass(frozen, module = "ferrotok", name = "TokenizerEncoding")]
 pub struct PyTokenizerEncoding {
     ids: Vec<Rank>,
+    /// Ids before padding; the rest are padding.
+    real: usize,
     tokenizer: Arc<HfTokenizer>,
 }
 
@@ -34,10 +36,10 @@ impl PyTokenizerEncoding {
         self.ids.iter().map(|&id| self.tokenizer.id_to_token(id).unwrap_or_default().to_owned()).collect()
     }
 
-    /// 1 for every token (no padding is applied).
+    /// 1 for every token, 0 for padding.
     #[getter]
     fn attention_mask(&self) -> Vec<u32> {
-        vec![1; self.ids.len()]
+        (0..self.ids.len()).map(|i| u32::from(i < self.real)).collect()
     }
 
     fn __len__(&self) -> usize {
@@ -52,8 +54,8 @@ impl PyTokenizerEncoding {
 /// A tokenizer loaded from a Hugging Face `tokenizer.json`.
 ///
 /// Immutable and safe to share between threads. Supports byte-level BPE files (Llama 3,
-/// Qwen 2/3, GPT-2 and RoBERTa style); a file that needs anything else fails to load with
-/// `UnsupportedError` naming the component.
+/// Qwen 2/3, GPT-2 and RoBERTa style) and WordPiece files (BERT); a file that needs anything
+/// else fails to load with `UnsupportedError` naming the component.
 #[pyclass(frozen, module = "ferrotok", name = "Tokenizer")]
 pub struct PyTokenizer {
     inner: Arc<HfTokenizer>,
@@ -110,9 +112,10 @@ impl PyTokenizer {
     ) -> PyResult<PyTokenizerEncoding> {
         let text = Text::extract(sequence, "sequence")?;
         let inner = self.inner.clone();
-        let ids =
-            detach(py, text.as_str().len(), || inner.encode(text.as_str(), add_special_tokens)).map_err(py_err(py))?;
-        Ok(PyTokenizerEncoding { ids, tokenizer: self.inner.clone() })
+        let (ids, real) =
+            detach(py, text.as_str().len(), || inner.encode_with_length(text.as_str(), add_special_tokens))
+                .map_err(py_err(py))?;
+        Ok(PyTokenizerEncoding { ids, real, tokenizer: self.inner.clone() })
     }
 
     /// Encodes many texts in parallel (the GIL released).
@@ -128,17 +131,24 @@ impl PyTokenizer {
         let inner = self.inner.clone();
         let threads = parallel::num_threads(num_threads);
         let total: usize = items.iter().map(|t| t.as_str().len()).sum();
-        let all =
-            detach(py, total, || parallel::map(&items, threads, |t| inner.encode(t.as_str(), add_special_tokens)));
-        all.into_iter()
-            .map(|r| r.map(|ids| PyTokenizerEncoding { ids, tokenizer: self.inner.clone() }).map_err(py_err(py)))
-            .collect()
+        let all = detach(py, total, || {
+            parallel::map(&items, threads, |t| inner.encode_with_length(t.as_str(), add_special_tokens))
+        });
+        let mut all: Vec<(Vec<Rank>, usize)> = all.into_iter().collect::<Result<_, _>>().map_err(py_err(py))?;
+        self.inner.pad_batch(&mut all);
+        Ok(all
+            .into_iter()
+            .map(|(ids, real)| PyTokenizerEncoding { ids, real, tokenizer: self.inner.clone() })
+            .collect())
     }
 
-    /// The number of tokens `encode` would give.
+    /// The number of tokens of `sequence`, without truncation or padding.
     #[pyo3(signature = (sequence, /, *, add_special_tokens = true))]
     fn count(&self, py: Python<'_>, sequence: &Bound<'_, PyAny>, add_special_tokens: bool) -> PyResult<usize> {
-        Ok(self.encode(py, sequence, add_special_tokens)?.ids.len())
+        let text = Text::extract(sequence, "sequence")?;
+        let inner = self.inner.clone();
+        detach(py, text.as_str().len(), || inner.encode_plain(text.as_str(), add_special_tokens).map(|ids| ids.len()))
+            .map_err(py_err(py))
     }
 
     /// The text of `ids`; special tokens left out unless `skip_special_tokens` is false.

@@ -58,6 +58,36 @@ enum Norm {
     Nfkc,
     Nfkd,
     Lowercase,
+    /// Remove combining marks (Mn, Mc, Me).
+    StripAccents,
+    /// BERT's normalizer, as `tokenizers` implements it.
+    Bert {
+        clean_text: bool,
+        chinese: bool,
+        strip_accents: bool,
+        lowercase: bool,
+    },
+}
+
+/// How a WordPiece tokenizer cuts text into words.
+#[derive(Debug, Clone, Copy)]
+enum WordSplit {
+    /// Whitespace separates words and each punctuation character is a word.
+    Bert,
+    /// Whitespace separates words.
+    WhitespaceSplit,
+}
+
+/// A WordPiece model: greedy longest-match-first over each word.
+#[derive(Debug, Clone)]
+struct WordPiece {
+    vocab: FxHashMap<String, Rank>,
+    unk: Rank,
+    prefix: String,
+    max_chars: usize,
+    split: WordSplit,
+    /// The WordPiece decoder's `cleanup` (None: no WordPiece decoder).
+    decoder_cleanup: Option<bool>,
 }
 
 #[derive(Debug, Clone)]
@@ -98,6 +128,12 @@ pub struct HfTokenizer {
     model_vocab: Vec<(String, Rank)>,
     /// Unique per loaded tokenizer: the key of the per-thread piece cache.
     cache_id: u64,
+    /// `Some`: the model is WordPiece (the byte-level BPE fields above are then empty).
+    wordpiece: Option<WordPiece>,
+    /// Truncation to at most this many ids, template included (right side, stride 0).
+    truncate: Option<usize>,
+    /// Padding: (fixed length or None for the batch's longest, multiple of, pad id).
+    padding: Option<(Option<usize>, Option<usize>, Rank)>,
 }
 
 /// Caching: a per-thread map from short pieces to their ids, for the tokenizer used last on
@@ -144,8 +180,11 @@ impl HfTokenizer {
         let root: Value = serde_json::from_str(json).map_err(|e| cx.bad("$", format!("not JSON: {e}")))?;
         let model = get(&root, "model").ok_or_else(|| cx.bad("$.model", "missing"))?;
         let mtype = model.get("type").and_then(Value::as_str).unwrap_or("BPE");
-        if mtype != "BPE" {
+        if mtype != "BPE" && mtype != "WordPiece" {
             return Err(cx.unsupported(format!("the {mtype} model")));
+        }
+        if mtype == "WordPiece" {
+            return Self::wordpiece_from_json(&cx, &root, model);
         }
         let norms = match get(&root, "normalizer") {
             None => Vec::new(),
@@ -171,24 +210,10 @@ impl HfTokenizer {
         let vocab_json = get(model, "vocab")
             .and_then(Value::as_object)
             .ok_or_else(|| cx.bad("$.model.vocab", "missing or not an object"))?;
-        let mut id_to_token: Vec<Option<String>> = Vec::new();
-        let mut token_to_id = FxHashMap::default();
+        let (mut id_to_token, mut token_to_id) = parse_vocab(&cx, vocab_json)?;
         let mut vocab = FxHashMap::default();
         let mut byte_ids = [None; 256];
-        for (tok, id) in vocab_json {
-            let id = id
-                .as_u64()
-                .and_then(|i| Rank::try_from(i).ok())
-                .ok_or_else(|| cx.bad(&format!("$.model.vocab[{tok:?}]"), "not a token id"))?;
-            let slot = id as usize;
-            if id_to_token.len() <= slot {
-                id_to_token.resize(slot + 1, None);
-            }
-            if id_to_token[slot].is_some() {
-                return Err(cx.bad(&format!("$.model.vocab[{tok:?}]"), format!("id {id} is used twice")));
-            }
-            id_to_token[slot] = Some(tok.clone());
-            token_to_id.insert(tok.clone(), id);
+        for (tok, &id) in &token_to_id {
             if let Some(bytes) = byte_level_bytes(tok, &rev) {
                 if let [b] = bytes[..] {
                     byte_ids[b as usize] = Some(id);
@@ -219,49 +244,9 @@ impl HfTokenizer {
             merges.entry((ia, ib)).or_insert((rank as u32, im));
         }
 
-        // Added tokens.
-        let mut added = Vec::new();
-        if let Some(list) = get(&root, "added_tokens").and_then(Value::as_array) {
-            for (i, t) in list.iter().enumerate() {
-                let path = format!("$.added_tokens[{i}]");
-                let content = t.get("content").and_then(Value::as_str).ok_or_else(|| cx.bad(&path, "no content"))?;
-                let id = t
-                    .get("id")
-                    .and_then(Value::as_u64)
-                    .and_then(|i| Rank::try_from(i).ok())
-                    .ok_or_else(|| cx.bad(&path, "no id"))?;
-                for flag in ["single_word", "lstrip", "rstrip"] {
-                    if cx.flag(t, flag) {
-                        return Err(cx.unsupported(format!("added token {content:?} with {flag}")));
-                    }
-                }
-                if cx.flag(t, "normalized") && !norms.is_empty() {
-                    return Err(cx.unsupported(format!("added token {content:?} matched after normalization")));
-                }
-                added.push(Added { id, content: content.to_owned(), special: cx.flag(t, "special") });
-            }
-        }
-        let mut special = vec![false; id_to_token.len()];
-        for a in &added {
-            let slot = a.id as usize;
-            if id_to_token.len() <= slot {
-                id_to_token.resize(slot + 1, None);
-                special.resize(slot + 1, false);
-            }
-            id_to_token[slot] = Some(a.content.clone());
-            token_to_id.insert(a.content.clone(), a.id);
-            special[slot] = a.special;
-        }
-        let added_matcher = if added.is_empty() {
-            None
-        } else {
-            Some(
-                AhoCorasick::builder()
-                    .match_kind(MatchKind::LeftmostLongest)
-                    .build(added.iter().map(|a| a.content.as_str()))
-                    .map_err(|e| cx.bad("$.added_tokens", e.to_string()))?,
-            )
-        };
+        let (added, special, added_matcher) =
+            parse_added(&cx, &root, !norms.is_empty(), &mut id_to_token, &mut token_to_id)?;
+        let (truncate, padding) = parse_length(&cx, &root, &token_to_id)?;
         let template = parse_post(&cx, get(&root, "post_processor"))?;
         match get(&root, "decoder") {
             None => {}
@@ -289,12 +274,121 @@ impl HfTokenizer {
             special,
             model_vocab,
             cache_id: NEXT_CACHE_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            wordpiece: None,
+            truncate,
+            padding,
         })
     }
 
-    /// Encodes `text`: added tokens first, then normalize → split → byte-level BPE for the text
-    /// between them; with `add_special_tokens`, the post-processor's template around it.
+    fn wordpiece_from_json(cx: &Ctx<'_>, root: &Value, model: &Value) -> Result<Self> {
+        let norms = match get(root, "normalizer") {
+            None => Vec::new(),
+            Some(n) => parse_norms(cx, n, "$.normalizer")?,
+        };
+        let split = match get(root, "pre_tokenizer") {
+            None => return Err(cx.unsupported("a WordPiece model without a pre-tokenizer")),
+            Some(p) => match cx.type_of(p, "$.pre_tokenizer")? {
+                "BertPreTokenizer" => WordSplit::Bert,
+                // `\w` differs between Unicode versions on code points assigned since (adversarial
+                // text shows it), and we cannot match `tokenizers`' regex engine's tables yet.
+                "Whitespace" => return Err(cx.unsupported("the Whitespace pre-tokenizer (\\w+|[^\\w\\s]+)")),
+                "WhitespaceSplit" => WordSplit::WhitespaceSplit,
+                other => return Err(cx.unsupported(format!("the pre-tokenizer {other} with WordPiece"))),
+            },
+        };
+        let vocab_json = get(model, "vocab")
+            .and_then(Value::as_object)
+            .ok_or_else(|| cx.bad("$.model.vocab", "missing or not an object"))?;
+        let (mut id_to_token, mut token_to_id) = parse_vocab(cx, vocab_json)?;
+        let vocab = token_to_id.clone();
+        let model_vocab: Vec<(String, Rank)> = vocab.iter().map(|(t, &id)| (t.clone(), id)).collect();
+        let unk_token = get(model, "unk_token").and_then(Value::as_str).unwrap_or("[UNK]");
+        let unk = *vocab
+            .get(unk_token)
+            .ok_or_else(|| cx.bad("$.model.unk_token", format!("{unk_token:?} is not in the vocabulary")))?;
+        let prefix = get(model, "continuing_subword_prefix").and_then(Value::as_str).unwrap_or("##").to_owned();
+        let max_chars = get(model, "max_input_chars_per_word").and_then(Value::as_u64).map_or(100, |m| m as usize);
+        let decoder_cleanup = match get(root, "decoder") {
+            None => None,
+            Some(d) => match cx.type_of(d, "$.decoder")? {
+                "WordPiece" => {
+                    if d.get("prefix").and_then(Value::as_str).is_some_and(|p| p != prefix) {
+                        return Err(cx.unsupported("a WordPiece decoder whose prefix differs from the model's"));
+                    }
+                    Some(d.get("cleanup").and_then(Value::as_bool).unwrap_or(true))
+                }
+                other => return Err(cx.unsupported(format!("the {other} decoder with WordPiece"))),
+            },
+        };
+        let (added, special, added_matcher) =
+            parse_added(cx, root, !norms.is_empty(), &mut id_to_token, &mut token_to_id)?;
+        let (truncate, padding) = parse_length(cx, root, &token_to_id)?;
+        let template = parse_post(cx, get(root, "post_processor"))?;
+        let decode_bytes = id_to_token.iter().map(|t| t.as_ref().map(|s| s.as_bytes().to_vec())).collect();
+        Ok(Self {
+            norms,
+            split: None,
+            add_prefix_space: false,
+            vocab: FxHashMap::default(),
+            byte_ids: [None; 256],
+            merges: FxHashMap::default(),
+            ignore_merges: false,
+            added,
+            added_matcher,
+            template,
+            id_to_token,
+            token_to_id,
+            decode_bytes,
+            special,
+            model_vocab,
+            cache_id: NEXT_CACHE_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            wordpiece: Some(WordPiece { vocab, unk, prefix, max_chars, split, decoder_cleanup }),
+            truncate,
+            padding,
+        })
+    }
+
+    /// Encodes `text` as `tokenizers` does: added tokens first, then normalize → split → model
+    /// for the text between them; with `add_special_tokens`, the post-processor's template;
+    /// then the file's truncation and padding.
     pub fn encode(&self, text: &str, add_special_tokens: bool) -> Result<Vec<Rank>> {
+        Ok(self.encode_with_length(text, add_special_tokens)?.0)
+    }
+
+    /// `encode` and the number of ids before padding.
+    pub fn encode_with_length(&self, text: &str, add_special_tokens: bool) -> Result<(Vec<Rank>, usize)> {
+        let mut ids = self.encode_inner(text, add_special_tokens, self.truncate)?;
+        let real = ids.len();
+        if let Some((fixed, multiple, pad)) = self.padding {
+            let mut target = fixed.unwrap_or(real).max(real);
+            if let Some(m) = multiple.filter(|&m| m > 0) {
+                target = target.div_ceil(m) * m;
+            }
+            ids.resize(target, pad);
+        }
+        Ok((ids, real))
+    }
+
+    /// Pads a batch from `encode_with_length` to its longest member when the file pads to the
+    /// batch's longest (`BatchLongest`); otherwise leaves it as it is.
+    pub fn pad_batch(&self, batch: &mut [(Vec<Rank>, usize)]) {
+        if let Some((None, multiple, pad)) = self.padding {
+            let mut target = batch.iter().map(|(ids, _)| ids.len()).max().unwrap_or(0);
+            if let Some(m) = multiple.filter(|&m| m > 0) {
+                target = target.div_ceil(m) * m;
+            }
+            for (ids, _) in batch {
+                ids.resize(target, pad);
+            }
+        }
+    }
+
+    /// The ids of `text` without the file's truncation and padding (what a corpus job stores).
+    pub fn encode_plain(&self, text: &str, add_special_tokens: bool) -> Result<Vec<Rank>> {
+        self.encode_inner(text, add_special_tokens, None)
+    }
+
+    fn encode_inner(&self, text: &str, add_special_tokens: bool, truncate: Option<usize>) -> Result<Vec<Rank>> {
         let mut body = Vec::with_capacity(text.len() / 3 + 4);
         let mut at = 0;
         if let Some(m) = &self.added_matcher {
@@ -305,11 +399,17 @@ impl HfTokenizer {
             }
         }
         self.encode_segment(&text[at..], &mut body)?;
-        if !add_special_tokens || self.template.is_empty() {
+        let template = if add_special_tokens { &self.template[..] } else { &[] };
+        if let Some(max) = truncate {
+            let extra: usize =
+                template.iter().map(|p| if let TemplatePiece::Special(ids) = p { ids.len() } else { 0 }).sum();
+            body.truncate(max.saturating_sub(extra));
+        }
+        if template.is_empty() {
             return Ok(body);
         }
         let mut out = Vec::with_capacity(body.len() + 4);
-        for p in &self.template {
+        for p in template {
             match p {
                 TemplatePiece::Special(ids) => out.extend_from_slice(ids),
                 TemplatePiece::Sequence => out.extend_from_slice(&body),
@@ -328,9 +428,9 @@ impl HfTokenizer {
         let ascii = segment.is_ascii();
         let nfc_stable = ascii || segment.chars().all(|c| c < '\u{300}');
         for n in self.norms.iter().filter(|n| match n {
-            Norm::Lowercase => true,
             Norm::Nfc => !nfc_stable,
-            _ => !ascii,
+            Norm::Nfd | Norm::Nfkc | Norm::Nfkd | Norm::StripAccents => !ascii,
+            Norm::Lowercase | Norm::Bert { .. } => true,
         }) {
             text = std::borrow::Cow::Owned(match n {
                 Norm::Nfc => text.nfc().map(|(c, _)| c).collect(),
@@ -340,12 +440,25 @@ impl HfTokenizer {
                 // Character by character, as `tokenizers` does (no final-sigma rule).
                 Norm::Lowercase if ascii => text.to_ascii_lowercase(),
                 Norm::Lowercase => text.chars().flat_map(char::to_lowercase).collect(),
+                // Every combining mark (Mn, Mc, Me), by the same table as `tokenizers`.
+                Norm::StripAccents => {
+                    text.chars().filter(|&c| !unicode_normalization_alignments::char::is_combining_mark(c)).collect()
+                }
+                &Norm::Bert { clean_text, chinese, strip_accents, lowercase } => {
+                    bert_normalize(&text, clean_text, chinese, strip_accents, lowercase)
+                }
             });
         }
         if self.add_prefix_space && !text.starts_with(' ') {
             text = std::borrow::Cow::Owned(format!(" {text}"));
         }
         let text = &*text;
+        if let Some(wp) = &self.wordpiece {
+            for w in words(text, wp.split) {
+                wp.encode_word(w, out);
+            }
+            return Ok(());
+        }
         match &self.split {
             None => self.encode_piece(text.as_bytes(), out),
             Some(p) => {
@@ -465,6 +578,32 @@ impl HfTokenizer {
 
     /// The text of `ids` (the ByteLevel decoder: token bytes joined, invalid UTF-8 replaced).
     pub fn decode(&self, ids: &[Rank], skip_special_tokens: bool) -> Result<String> {
+        if let Some(wp) = &self.wordpiece {
+            let mut tokens = Vec::with_capacity(ids.len());
+            for &id in ids {
+                let t = self.id_to_token(id).ok_or(Error::InvalidToken(u64::from(id)))?;
+                if !(skip_special_tokens && self.special.get(id as usize).copied().unwrap_or(false)) {
+                    tokens.push(t);
+                }
+            }
+            let Some(cleanup) = wp.decoder_cleanup else { return Ok(tokens.join(" ")) };
+            // The WordPiece decoder: glue continuations, space the rest, tidy each token.
+            let mut out = String::new();
+            for (i, t) in tokens.into_iter().enumerate() {
+                let mut piece = match t.strip_prefix(wp.prefix.as_str()) {
+                    Some(rest) if i > 0 => rest.to_owned(),
+                    _ if i > 0 => format!(" {t}"),
+                    _ => t.to_owned(),
+                };
+                if cleanup {
+                    for (from, to) in WORDPIECE_CLEANUP {
+                        piece = piece.replace(from, to);
+                    }
+                }
+                out.push_str(&piece);
+            }
+            return Ok(out);
+        }
         let mut bytes = Vec::new();
         for &id in ids {
             let b = self
@@ -525,6 +664,17 @@ fn parse_norms(cx: &Ctx<'_>, n: &Value, path: &str) -> Result<Vec<Norm>> {
         "NFKC" => vec![Norm::Nfkc],
         "NFKD" => vec![Norm::Nfkd],
         "Lowercase" => vec![Norm::Lowercase],
+        "StripAccents" => vec![Norm::StripAccents],
+        "BertNormalizer" => {
+            let lowercase = n.get("lowercase").and_then(Value::as_bool).unwrap_or(true);
+            vec![Norm::Bert {
+                clean_text: n.get("clean_text").and_then(Value::as_bool).unwrap_or(true),
+                chinese: n.get("handle_chinese_chars").and_then(Value::as_bool).unwrap_or(true),
+                // `null` follows `lowercase`, as in BERT.
+                strip_accents: n.get("strip_accents").and_then(Value::as_bool).unwrap_or(lowercase),
+                lowercase,
+            }]
+        }
         "Sequence" => {
             let list = n.get("normalizers").and_then(Value::as_array).ok_or_else(|| cx.bad(path, "no normalizers"))?;
             let mut out = Vec::new();
@@ -609,6 +759,22 @@ fn parse_post(cx: &Ctx<'_>, p: Option<&Value>) -> Result<Vec<TemplatePiece>> {
             }
             Ok(out)
         }
+        kind @ ("BertProcessing" | "RobertaProcessing") => {
+            // A single sequence: cls $A sep.
+            let id = |key: &str| {
+                p.get(key)
+                    .and_then(Value::as_array)
+                    .and_then(|a| a.get(1))
+                    .and_then(Value::as_u64)
+                    .and_then(|i| Rank::try_from(i).ok())
+                    .ok_or_else(|| cx.bad("$.post_processor", format!("{kind} has no {key} [token, id]")))
+            };
+            Ok(vec![
+                TemplatePiece::Special(vec![id("cls")?]),
+                TemplatePiece::Sequence,
+                TemplatePiece::Special(vec![id("sep")?]),
+            ])
+        }
         "TemplateProcessing" => {
             let single = p
                 .get("single")
@@ -639,4 +805,252 @@ fn parse_post(cx: &Ctx<'_>, p: Option<&Value>) -> Result<Vec<TemplatePiece>> {
         }
         other => Err(cx.unsupported(format!("the {other} post-processor"))),
     }
+}
+
+/// The WordPiece decoder's `cleanup` replacements, in `tokenizers`' order.
+const WORDPIECE_CLEANUP: [(&str, &str); 11] = [
+    (" .", "."),
+    (" ?", "?"),
+    (" !", "!"),
+    (" ,", ","),
+    (" ' ", "'"),
+    (" n't", "n't"),
+    (" 'm", "'m"),
+    (" do not", " don't"),
+    (" 's", "'s"),
+    (" 've", "'ve"),
+    (" 're", "'re"),
+];
+
+impl WordPiece {
+    /// Greedy longest-match-first; a word that cannot be covered, or is longer than
+    /// `max_chars` characters, is the unknown token.
+    fn encode_word(&self, word: &str, out: &mut Vec<Rank>) {
+        if word.chars().count() > self.max_chars {
+            out.push(self.unk);
+            return;
+        }
+        let mark = out.len();
+        let mut start = 0;
+        let mut key = String::new();
+        while start < word.len() {
+            let mut end = word.len();
+            let mut found = None;
+            while start < end {
+                key.clear();
+                if start > 0 {
+                    key.push_str(&self.prefix);
+                }
+                key.push_str(&word[start..end]);
+                if let Some(&id) = self.vocab.get(&key) {
+                    found = Some(id);
+                    break;
+                }
+                end = word[..end].char_indices().next_back().map_or(start, |(i, _)| i);
+            }
+            let Some(id) = found else {
+                out.truncate(mark);
+                out.push(self.unk);
+                return;
+            };
+            out.push(id);
+            start = end;
+        }
+    }
+}
+
+type VocabMaps = (Vec<Option<String>>, FxHashMap<String, Rank>);
+
+/// A model's `vocab` object: token strings by id, and ids by token string.
+fn parse_vocab(
+    cx: &Ctx<'_>,
+    vocab_json: &serde_json::Map<String, Value>,
+) -> Result<VocabMaps> {
+    let mut id_to_token: Vec<Option<String>> = Vec::new();
+    let mut token_to_id = FxHashMap::default();
+    for (tok, id) in vocab_json {
+        let id = id
+            .as_u64()
+            .and_then(|i| Rank::try_from(i).ok())
+            .ok_or_else(|| cx.bad(&format!("$.model.vocab[{tok:?}]"), "not a token id"))?;
+        let slot = id as usize;
+        if id_to_token.len() <= slot {
+            id_to_token.resize(slot + 1, None);
+        }
+        if id_to_token[slot].is_some() {
+            return Err(cx.bad(&format!("$.model.vocab[{tok:?}]"), format!("id {id} is used twice")));
+        }
+        id_to_token[slot] = Some(tok.clone());
+        token_to_id.insert(tok.clone(), id);
+    }
+    Ok((id_to_token, token_to_id))
+}
+
+type AddedParts = (Vec<Added>, Vec<bool>, Option<AhoCorasick>);
+
+/// The added tokens: registered in the id maps, flagged special, and a matcher over them.
+fn parse_added(
+    cx: &Ctx<'_>,
+    root: &Value,
+    has_normalizer: bool,
+    id_to_token: &mut Vec<Option<String>>,
+    token_to_id: &mut FxHashMap<String, Rank>,
+) -> Result<AddedParts> {
+    let mut added = Vec::new();
+    if let Some(list) = get(root, "added_tokens").and_then(Value::as_array) {
+        for (i, t) in list.iter().enumerate() {
+            let path = format!("$.added_tokens[{i}]");
+            let content = t.get("content").and_then(Value::as_str).ok_or_else(|| cx.bad(&path, "no content"))?;
+            let id = t
+                .get("id")
+                .and_then(Value::as_u64)
+                .and_then(|i| Rank::try_from(i).ok())
+                .ok_or_else(|| cx.bad(&path, "no id"))?;
+            for flag in ["single_word", "lstrip", "rstrip"] {
+                if cx.flag(t, flag) {
+                    return Err(cx.unsupported(format!("added token {content:?} with {flag}")));
+                }
+            }
+            if cx.flag(t, "normalized") && has_normalizer {
+                return Err(cx.unsupported(format!("added token {content:?} matched after normalization")));
+            }
+            added.push(Added { id, content: content.to_owned(), special: cx.flag(t, "special") });
+        }
+    }
+    let mut special = vec![false; id_to_token.len()];
+    for a in &added {
+        let slot = a.id as usize;
+        if id_to_token.len() <= slot {
+            id_to_token.resize(slot + 1, None);
+        }
+        if special.len() <= slot {
+            special.resize(slot + 1, false);
+        }
+        id_to_token[slot] = Some(a.content.clone());
+        token_to_id.insert(a.content.clone(), a.id);
+        special[slot] = a.special;
+    }
+    let matcher = if added.is_empty() {
+        None
+    } else {
+        Some(
+            AhoCorasick::builder()
+                .match_kind(MatchKind::LeftmostLongest)
+                .build(added.iter().map(|a| a.content.as_str()))
+                .map_err(|e| cx.bad("$.added_tokens", e.to_string()))?,
+        )
+    };
+    Ok((added, special, matcher))
+}
+
+type Length = (Option<usize>, Option<(Option<usize>, Option<usize>, Rank)>);
+
+/// `truncation` (right side, no stride, a single sequence) and `padding` (right side).
+fn parse_length(cx: &Ctx<'_>, root: &Value, token_to_id: &FxHashMap<String, Rank>) -> Result<Length> {
+    let truncate = match get(root, "truncation") {
+        None => None,
+        Some(t) => {
+            if t.get("direction").and_then(Value::as_str).is_some_and(|d| d != "Right") {
+                return Err(cx.unsupported("truncation from the left"));
+            }
+            if t.get("stride").and_then(Value::as_u64).is_some_and(|s| s != 0) {
+                return Err(cx.unsupported("truncation with a stride"));
+            }
+            Some(t.get("max_length").and_then(Value::as_u64).ok_or_else(|| cx.bad("$.truncation", "no max_length"))?
+                as usize)
+        }
+    };
+    let padding = match get(root, "padding") {
+        None => None,
+        Some(p) => {
+            if p.get("direction").and_then(Value::as_str).is_some_and(|d| d != "Right") {
+                return Err(cx.unsupported("padding on the left"));
+            }
+            let fixed = match p.get("strategy") {
+                Some(Value::String(s)) if s == "BatchLongest" => None,
+                Some(v) => Some(
+                    v.get("Fixed")
+                        .and_then(Value::as_u64)
+                        .ok_or_else(|| cx.bad("$.padding.strategy", "expected BatchLongest or Fixed"))?
+                        as usize,
+                ),
+                None => None,
+            };
+            let multiple = get(p, "pad_to_multiple_of").and_then(Value::as_u64).map(|m| m as usize);
+            let pad_id = match p.get("pad_id").and_then(Value::as_u64) {
+                Some(id) => Rank::try_from(id).map_err(|_| cx.bad("$.padding.pad_id", "too large"))?,
+                None => {
+                    p.get("pad_token").and_then(Value::as_str).and_then(|t| token_to_id.get(t).copied()).unwrap_or(0)
+                }
+            };
+            Some((fixed, multiple, pad_id))
+        }
+    };
+    Ok((truncate, padding))
+}
+
+fn is_bert_punct(c: char) -> bool {
+    c.is_ascii_punctuation() || unicode_categories::UnicodeCategories::is_punctuation(c)
+}
+
+fn is_chinese_char(c: char) -> bool {
+    matches!(c as u32, 0x4E00..=0x9FFF | 0x3400..=0x4DBF | 0x20000..=0x2A6DF | 0x2A700..=0x2B73F | 0x2B740..=0x2B81F | 0x2B920..=0x2CEAF | 0xF900..=0xFAFF | 0x2F800..=0x2FA1F)
+}
+
+/// BERT's normalizer as `tokenizers` implements it.
+fn bert_normalize(text: &str, clean_text: bool, chinese: bool, strip_accents: bool, lowercase: bool) -> String {
+    use unicode_categories::UnicodeCategories;
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if clean_text {
+            let control = !matches!(c, '\t' | '\n' | '\r') && c.is_other();
+            if c == '\0' || c == '\u{fffd}' || control {
+                continue;
+            }
+            if matches!(c, '\t' | '\n' | '\r') || c.is_whitespace() {
+                out.push(' ');
+                continue;
+            }
+        }
+        if chinese && is_chinese_char(c) {
+            out.push(' ');
+            out.push(c);
+            out.push(' ');
+        } else {
+            out.push(c);
+        }
+    }
+    if strip_accents {
+        out = out.nfd().map(|(c, _)| c).filter(|c| !c.is_mark_nonspacing()).collect();
+    }
+    if lowercase {
+        out = out.chars().flat_map(char::to_lowercase).collect();
+    }
+    out
+}
+
+/// The words of a WordPiece pre-tokenizer.
+fn words(text: &str, split: WordSplit) -> Vec<&str> {
+    let mut out = Vec::new();
+    match split {
+        WordSplit::WhitespaceSplit => out.extend(text.split(char::is_whitespace).filter(|w| !w.is_empty())),
+        WordSplit::Bert => {
+            for w in text.split(char::is_whitespace).filter(|w| !w.is_empty()) {
+                let mut start = 0;
+                for (i, c) in w.char_indices() {
+                    if is_bert_punct(c) {
+                        if start < i {
+                            out.push(&w[start..i]);
+                        }
+                        out.push(&w[i..i + c.len_utf8()]);
+                        start = i + c.len_utf8();
+                    }
+                }
+                if start < w.len() {
+                    out.push(&w[start..]);
+                }
+            }
+        }
+    }
+    out
 }
