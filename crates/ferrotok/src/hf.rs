@@ -862,10 +862,7 @@ impl WordPiece {
 type VocabMaps = (Vec<Option<String>>, FxHashMap<String, Rank>);
 
 /// A model's `vocab` object: token strings by id, and ids by token string.
-fn parse_vocab(
-    cx: &Ctx<'_>,
-    vocab_json: &serde_json::Map<String, Value>,
-) -> Result<VocabMaps> {
+fn parse_vocab(cx: &Ctx<'_>, vocab_json: &serde_json::Map<String, Value>) -> Result<VocabMaps> {
     let mut id_to_token: Vec<Option<String>> = Vec::new();
     let mut token_to_id = FxHashMap::default();
     for (tok, id) in vocab_json {

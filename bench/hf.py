@@ -1,0 +1,105 @@
+"""tokenizer.json files: ferrotok.Tokenizer beside Hugging Face tokenizers and the other engines
+that load the same file, one core, one call per document, ids compared with tokenizers'.
+
+    python bench/hf.py                      # BERT (testdata), Llama 3 and Qwen3 (../shared) on ../shared/corpus
+    python bench/hf.py --mb 2 --parts english,cjk
+
+Each library runs in its own fresh process (first pass over the text, nothing warmed on it).
+Writes bench/results/hf.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+SHARED = ROOT.parent / "shared"
+FILES = {
+    "bert": ROOT / "testdata" / "hf" / "bert-uncased-minilm.tokenizer.json",
+    "llama3": SHARED / "vocab" / "hf" / "llama3.tokenizer.json",
+    "qwen3": SHARED / "vocab" / "hf" / "qwen3.tokenizer.json",
+}
+LIBS = ["ferrotok", "tokenizers", "fastokens", "gigatoken", "kitoken", "tokie"]
+
+WORKER = r"""
+import json, sys, time
+lib, path, part, mb = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+docs, size = [], 0
+for line in open(part, encoding="utf-8"):
+    t = json.loads(line)["text"]; docs.append(t); size += len(t.encode())
+    if size > mb * 1e6: break
+def ids(x):
+    for attr in ("ids",):
+        if hasattr(x, attr): return list(getattr(x, attr))
+    return list(x)
+if lib == "ferrotok":
+    import ferrotok; t = ferrotok.Tokenizer.from_file(path); f = lambda d: t.encode(d, add_special_tokens=False).ids
+elif lib == "tokenizers":
+    import tokenizers; t = tokenizers.Tokenizer.from_file(path); t.no_padding(); t.no_truncation(); f = lambda d: t.encode(d, add_special_tokens=False).ids
+elif lib == "fastokens":
+    import fastokens; t = fastokens.Tokenizer.from_file(path); f = lambda d: ids(t.encode(d, add_special_tokens=False))
+elif lib == "gigatoken":
+    import gigatoken; t = gigatoken.Tokenizer(path); f = lambda d: ids(t.encode(d))
+elif lib == "kitoken":
+    import kitoken; t = kitoken.Kitoken.from_tokenizers_file(path); f = lambda d: ids(t.encode(d, False))
+elif lib == "tokie":
+    import tokie; t = tokie.Tokenizer.from_file(path); f = lambda d: ids(t.encode(d, add_special_tokens=False))
+f("warm up the code, not the text")
+out = []
+t0 = time.perf_counter()
+for d in docs: out.append(f(d))
+dt = time.perf_counter() - t0
+print(json.dumps({"mbps": size / dt / 1e6, "ids": out}))
+"""
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--mb", type=float, default=1.0, help="MB of each corpus part")
+    ap.add_argument("--parts", default="english,code,multilingual,cjk,adversarial")
+    ap.add_argument("--files", default="bert,llama3,qwen3")
+    args = ap.parse_args()
+    env = {**os.environ, "RAYON_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "FERROTOK_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    lines = [
+        f"One core, one call per document, {args.mb:g} MB per corpus part, first pass in a fresh process; MB/s (agreeing documents / all, against `tokenizers`).",
+        "",
+    ]
+    for name in args.files.split(","):
+        path = FILES[name]
+        if not path.exists():
+            print(f"skipping {name}: {path} missing", file=sys.stderr)
+            continue
+        lines += [f"**{name}** (`{path.name}`)", "", "| part | " + " | ".join(LIBS) + " |", "|---|" + "---:|" * len(LIBS)]
+        for part in args.parts.split(","):
+            src = SHARED / "corpus" / f"{part}.jsonl"
+            results: dict[str, dict | None] = {}
+            for lib in LIBS:
+                p = subprocess.run([sys.executable, "-c", WORKER, lib, str(path), str(src), str(args.mb)], capture_output=True, text=True, env=env)
+                results[lib] = json.loads(p.stdout.strip().splitlines()[-1]) if p.returncode == 0 and p.stdout.strip() else None
+            ref = results.get("tokenizers")
+            cells = []
+            for lib in LIBS:
+                r = results[lib]
+                if r is None:
+                    cells.append("–")
+                    continue
+                agree = sum(a == b for a, b in zip(r["ids"], ref["ids"])) if ref else 0
+                n = len(ref["ids"]) if ref else 0
+                cells.append(f"{r['mbps']:.1f} ({agree}/{n})")
+            lines.append(f"| {part} | " + " | ".join(cells) + " |")
+            print(lines[-1], flush=True)
+        lines.append("")
+    text = "\n".join(lines)
+    (HERE / "results").mkdir(exist_ok=True)
+    (HERE / "results" / "hf.md").write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
