@@ -175,11 +175,12 @@ class TokenizerEncoding:
 
 @final
 class Tokenizer:
-    """A tokenizer loaded from a Hugging Face `tokenizer.json`.
+    """A tokenizer loaded from a Hugging Face `tokenizer.json` or a SentencePiece `.model`.
 
     Immutable and safe to share between threads. Supports byte-level BPE files (Llama 3,
-    Qwen 2/3, GPT-2 and RoBERTa style) and WordPiece files (BERT); a file that needs anything
-    else fails to load with `UnsupportedError` naming the component."""
+    Qwen 2/3, GPT-2 and RoBERTa style), WordPiece files (BERT) and SentencePiece models
+    (Unigram and BPE); a file that needs anything else fails to load with `UnsupportedError`
+    naming the component."""
 
     @staticmethod
     def from_file(path: str | PathLike[str]) -> Tokenizer:
@@ -190,8 +191,19 @@ class Tokenizer:
     @staticmethod
     def from_buffer(buffer: bytes) -> Tokenizer:
         """Parses a `tokenizer.json` given as bytes."""
+    @staticmethod
+    def from_sentencepiece(path: str | PathLike[str], /, *, add_bos: bool = False, add_eos: bool = False) -> Tokenizer:
+        """Loads a SentencePiece `.model` file. `encode` gives the ids of
+        `sentencepiece.SentencePieceProcessor.encode`; `add_bos`/`add_eos` add `<s>`/`</s>` when
+        `add_special_tokens` is true."""
+    @staticmethod
+    def from_sentencepiece_buffer(buffer: bytes, /, *, add_bos: bool = False, add_eos: bool = False) -> Tokenizer:
+        """`from_sentencepiece` for a model given as bytes."""
+    @staticmethod
+    def _from_sentencepiece_state(buffer: bytes, add_bos: bool, add_eos: bool) -> Tokenizer: ...
     def to_str(self) -> str:
-        """The `tokenizer.json` this tokenizer was loaded from."""
+        """The `tokenizer.json` this tokenizer was loaded from (`UnsupportedError` for a
+        SentencePiece model)."""
     def encode(self, sequence: str, /, *, add_special_tokens: bool = True) -> TokenizerEncoding:
         """Encodes one text; `add_special_tokens` applies the post-processor's template."""
     def encode_batch(

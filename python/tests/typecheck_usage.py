@@ -33,3 +33,11 @@ def corpus_job(paths: list[str]) -> int:
     except ferrotok.ResumeError as e:
         print(e)
     return summary["tokens"]
+
+
+def hf_and_sentencepiece(path: str) -> list[int]:
+    tok = ferrotok.Tokenizer.from_file(path)
+    sp = ferrotok.Tokenizer.from_sentencepiece("tokenizer.model", add_bos=True)
+    enc2: ferrotok.TokenizerEncoding = sp.encode("hello", add_special_tokens=False)
+    first: str = sp.decode(enc2.ids)
+    return tok.encode(first).ids + [sp.count("x")]

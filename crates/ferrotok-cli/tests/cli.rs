@@ -118,7 +118,7 @@ fn broken_pipe_exits_cleanly() {
 fn tokenize_help_and_refusals() {
     assert_cmd_snapshot!(ferrotok().args(["tokenize", "--help"]));
     assert_cmd_snapshot!(ferrotok().args(["tokenize", "missing.txt", "-t", "cl100k_base", "-o", "/nonexistent/out"]));
-    assert_cmd_snapshot!(ferrotok().args(["tokenize", "hello.txt", "-t", "spm.model", "-o", "/nonexistent/out"]));
+    assert_cmd_snapshot!(ferrotok().args(["tokenize", "hello.txt", "-t", "vocab.txt", "-o", "/nonexistent/out"]));
     assert_cmd_snapshot!(ferrotok().args([
         "tokenize",
         "hello.txt",

@@ -38,6 +38,13 @@ pub struct Tokenizer {
     pub fingerprint: String,
 }
 
+/// What identifies a SentencePiece tokenizer: its model's bytes and its options.
+pub fn sentencepiece_identity(model: &[u8], add_bos: bool, add_eos: bool) -> Vec<u8> {
+    let mut v = format!("sentencepiece bos={add_bos} eos={add_eos}\0").into_bytes();
+    v.extend_from_slice(model);
+    v
+}
+
 /// The split pattern for a pattern family name, or the text itself as a regex.
 pub fn pattern(name_or_regex: &str) -> &str {
     match name_or_regex {
@@ -50,11 +57,12 @@ pub fn pattern(name_or_regex: &str) -> &str {
 }
 
 impl Tokenizer {
-    /// A `tokenizer.json` tokenizer; `json` is the file's text (its identity).
-    pub fn from_hf(tokenizer: Arc<HfTokenizer>, json: &str, name: &str) -> Self {
+    /// A `tokenizer.json` or SentencePiece tokenizer; `identity` is what it was loaded from
+    /// (the JSON text, or the model's bytes with its options).
+    pub fn from_hf(tokenizer: Arc<HfTokenizer>, identity: &[u8], name: &str) -> Self {
         let mut h = Sha256::new();
         h.update(b"ferrotok-hf-v1\0");
-        h.update(json.as_bytes());
+        h.update(identity);
         Self { model: Model::Hf(tokenizer), name: name.to_owned(), fingerprint: hex(&h.finalize()) }
     }
 
@@ -93,12 +101,20 @@ impl Tokenizer {
             }
             let json = std::fs::read_to_string(path).map_err(Error::io(path))?;
             let hf = HfTokenizer::from_json(&json, spec)?;
-            return Ok(Self::from_hf(Arc::new(hf), &json, &name));
+            return Ok(Self::from_hf(Arc::new(hf), json.as_bytes(), &name));
         }
-        if name.ends_with(".model") || name == "vocab.txt" {
+        if name.ends_with(".model") {
+            if pattern_arg.is_some() || !specials.is_empty() {
+                return Err(Error::Options(format!("{spec}: a SentencePiece model has its own rules and pieces")));
+            }
+            let model = std::fs::read(path).map_err(Error::io(path))?;
+            let hf = HfTokenizer::from_sentencepiece(&model, spec, false, false)?;
+            return Ok(Self::from_hf(Arc::new(hf), &sentencepiece_identity(&model, false, false), &name));
+        }
+        if name == "vocab.txt" {
             return Err(Error::Options(format!(
-                "{spec}: SentencePiece .model and WordPiece vocab.txt files are not supported yet; use a \
-                 built-in encoding ({}), a .tiktoken file or a byte-level BPE tokenizer.json",
+                "{spec}: WordPiece vocab.txt files are not supported by the corpus job yet; use the model's \
+                 tokenizer.json, a built-in encoding ({}), a .tiktoken file or a SentencePiece .model",
                 ferrotok::registry::NAMES.join(", ")
             )));
         }

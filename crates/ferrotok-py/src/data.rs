@@ -53,7 +53,7 @@ pub fn _tokenize_files<'py>(
             Tokenizer::new(e.get().inner.clone())
         } else if let Ok(t) = tokenizer.cast::<PyTokenizer>() {
             let t = t.get();
-            Tokenizer::from_hf(t.core(), t.json(), "tokenizer.json")
+            Tokenizer::from_hf(t.core(), &t.identity(), t.kind_name())
         } else {
             return Err(pyo3::exceptions::PyTypeError::new_err(format!(
                 "tokenizer must be an Encoding or a Tokenizer, not {}",

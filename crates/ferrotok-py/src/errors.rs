@@ -54,7 +54,7 @@ pub fn to_py(py: Python<'_>, err: Error) -> PyErr {
         Error::Unencodable { .. } | Error::Utf8(_) => encode_error(py),
         Error::InvalidToken(_) | Error::NotAToken(_) => invalid_token_error(py),
         Error::UnknownEncoding { .. } => unknown_encoding_error(py),
-        Error::TokenizerJson { .. } => vocab_error(py),
+        Error::TokenizerJson { .. } | Error::SentencePieceModel { .. } => vocab_error(py),
         Error::Unsupported { .. } => unsupported_error(py),
     };
     let e = new_err(class, message);

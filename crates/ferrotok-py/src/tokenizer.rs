@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyBytes, PyDict, PyTuple};
 
 use ferrotok::hf::HfTokenizer;
 use ferrotok::{parallel, Rank};
@@ -59,7 +59,13 @@ impl PyTokenizerEncoding {
 #[pyclass(frozen, module = "ferrotok", name = "Tokenizer")]
 pub struct PyTokenizer {
     inner: Arc<HfTokenizer>,
-    json: Arc<str>,
+    source: Source,
+}
+
+/// What a tokenizer was loaded from (kept for `to_str`, pickling and corpus-job identity).
+enum Source {
+    Json(Arc<str>),
+    SentencePiece { model: Arc<[u8]>, add_bos: bool, add_eos: bool },
 }
 
 impl PyTokenizer {
@@ -67,8 +73,22 @@ impl PyTokenizer {
         self.inner.clone()
     }
 
-    pub fn json(&self) -> &str {
-        &self.json
+    /// The bytes that identify this tokenizer (its file, and its options).
+    pub fn identity(&self) -> Vec<u8> {
+        match &self.source {
+            Source::Json(json) => json.as_bytes().to_vec(),
+            Source::SentencePiece { model, add_bos, add_eos } => {
+                ferrotok_data::tokenizer::sentencepiece_identity(model, *add_bos, *add_eos)
+            }
+        }
+    }
+
+    /// The kind of file it came from, for messages and manifests.
+    pub fn kind_name(&self) -> &'static str {
+        match self.source {
+            Source::Json(_) => "tokenizer.json",
+            Source::SentencePiece { .. } => "sentencepiece.model",
+        }
     }
 }
 
@@ -97,9 +117,33 @@ impl PyTokenizer {
         Self::build(py, json, "<tokenizer.json>")
     }
 
+    /// Loads a SentencePiece `.model` file. `encode` gives the ids of
+    /// `sentencepiece.SentencePieceProcessor.encode`; `add_bos`/`add_eos` add `<s>`/`</s>` when
+    /// `add_special_tokens` is true.
+    #[staticmethod]
+    #[pyo3(signature = (path, /, *, add_bos = false, add_eos = false))]
+    fn from_sentencepiece(py: Python<'_>, path: std::path::PathBuf, add_bos: bool, add_eos: bool) -> PyResult<Self> {
+        let model = std::fs::read(&path)
+            .map_err(|e| new_err(crate::errors::file_error(py), format!("cannot read {}: {e}", path.display())))?;
+        Self::build_sentencepiece(py, model, &path.display().to_string(), add_bos, add_eos)
+    }
+
+    /// `from_sentencepiece` for a model given as bytes.
+    #[staticmethod]
+    #[pyo3(signature = (buffer, /, *, add_bos = false, add_eos = false))]
+    fn from_sentencepiece_buffer(py: Python<'_>, buffer: Vec<u8>, add_bos: bool, add_eos: bool) -> PyResult<Self> {
+        Self::build_sentencepiece(py, buffer, "<sentencepiece model>", add_bos, add_eos)
+    }
+
     /// The `tokenizer.json` this tokenizer was loaded from.
-    fn to_str(&self) -> &str {
-        &self.json
+    fn to_str(&self, py: Python<'_>) -> PyResult<String> {
+        match &self.source {
+            Source::Json(json) => Ok(json.to_string()),
+            Source::SentencePiece { .. } => Err(new_err(
+                crate::errors::unsupported_error(py),
+                "to_str: this tokenizer was loaded from a SentencePiece model, not a tokenizer.json".into(),
+            )),
+        }
     }
 
     /// Encodes one text; `add_special_tokens` applies the post-processor's template.
@@ -191,10 +235,23 @@ impl PyTokenizer {
         Ok(d)
     }
 
-    fn __reduce__(slf: &Bound<'_, Self>) -> PyResult<(Py<PyAny>, (String,))> {
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
         let py = slf.py();
-        let ctor = py.get_type::<Self>().getattr("from_str")?.unbind();
-        Ok((ctor, (slf.get().json.to_string(),)))
+        let ty = py.get_type::<Self>();
+        match &slf.get().source {
+            Source::Json(json) => Ok((ty.getattr("from_str")?, PyTuple::new(py, [json.to_string()])?)),
+            Source::SentencePiece { model, add_bos, add_eos } => {
+                // `from_sentencepiece_buffer(buffer, add_bos=..., add_eos=...)` via a helper that
+                // takes them positionally.
+                let args = (PyBytes::new(py, model), *add_bos, *add_eos).into_pyobject(py)?;
+                Ok((ty.getattr("_from_sentencepiece_state")?, args))
+            }
+        }
+    }
+
+    #[staticmethod]
+    fn _from_sentencepiece_state(py: Python<'_>, buffer: Vec<u8>, add_bos: bool, add_eos: bool) -> PyResult<Self> {
+        Self::build_sentencepiece(py, buffer, "<sentencepiece model>", add_bos, add_eos)
     }
 
     fn __repr__(&self) -> String {
@@ -205,6 +262,12 @@ impl PyTokenizer {
 impl PyTokenizer {
     fn build(py: Python<'_>, json: String, name: &str) -> PyResult<Self> {
         let inner = detach(py, json.len(), || HfTokenizer::from_json(&json, name)).map_err(py_err(py))?;
-        Ok(Self { inner: Arc::new(inner), json: json.into() })
+        Ok(Self { inner: Arc::new(inner), source: Source::Json(json.into()) })
+    }
+
+    fn build_sentencepiece(py: Python<'_>, model: Vec<u8>, name: &str, add_bos: bool, add_eos: bool) -> PyResult<Self> {
+        let inner = detach(py, model.len(), || HfTokenizer::from_sentencepiece(&model, name, add_bos, add_eos))
+            .map_err(py_err(py))?;
+        Ok(Self { inner: Arc::new(inner), source: Source::SentencePiece { model: model.into(), add_bos, add_eos } })
     }
 }

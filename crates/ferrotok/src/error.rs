@@ -105,6 +105,10 @@ pub enum Error {
     /// implement yet. Loading fails rather than giving different ids.
     #[error("{source_name}: {component} is not supported yet")]
     Unsupported { source_name: String, component: String },
+    /// A SentencePiece `.model` file is malformed; `offset` is the byte where the problem is
+    /// (0 when it concerns the whole file).
+    #[error("{source_name}: byte {offset}: {problem}")]
+    SentencePieceModel { source_name: String, offset: usize, problem: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

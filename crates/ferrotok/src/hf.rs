@@ -27,6 +27,7 @@ use unicode_normalization_alignments::UnicodeNormalization;
 
 use crate::error::{Error, Result};
 use crate::pretokenize::{PreTokenizer, GPT2_PATTERN_OLD};
+use crate::sentencepiece::{PieceKind, SentencePiece};
 use crate::vocab::Rank;
 
 /// GPT-2's byte → character table: printable bytes map to themselves, the rest to U+0100 on.
@@ -134,6 +135,8 @@ pub struct HfTokenizer {
     truncate: Option<usize>,
     /// Padding: (fixed length or None for the batch's longest, multiple of, pad id).
     padding: Option<(Option<usize>, Option<usize>, Rank)>,
+    /// `Some`: a SentencePiece `.model` (normalizer, model and decoder all its own).
+    sentencepiece: Option<Box<SentencePiece>>,
 }
 
 /// Caching: a per-thread map from short pieces to their ids, for the tokenizer used last on
@@ -273,10 +276,9 @@ impl HfTokenizer {
             decode_bytes,
             special,
             model_vocab,
-            cache_id: NEXT_CACHE_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-            wordpiece: None,
             truncate,
             padding,
+            ..Self::empty()
         })
     }
 
@@ -327,12 +329,6 @@ impl HfTokenizer {
         let decode_bytes = id_to_token.iter().map(|t| t.as_ref().map(|s| s.as_bytes().to_vec())).collect();
         Ok(Self {
             norms,
-            split: None,
-            add_prefix_space: false,
-            vocab: FxHashMap::default(),
-            byte_ids: [None; 256],
-            merges: FxHashMap::default(),
-            ignore_merges: false,
             added,
             added_matcher,
             template,
@@ -341,10 +337,88 @@ impl HfTokenizer {
             decode_bytes,
             special,
             model_vocab,
-            cache_id: NEXT_CACHE_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             wordpiece: Some(WordPiece { vocab, unk, prefix, max_chars, split, decoder_cleanup }),
             truncate,
             padding,
+            ..Self::empty()
+        })
+    }
+
+    /// A tokenizer with no vocabulary and no components (the base of the constructors).
+    fn empty() -> Self {
+        Self {
+            norms: Vec::new(),
+            split: None,
+            add_prefix_space: false,
+            vocab: FxHashMap::default(),
+            byte_ids: [None; 256],
+            merges: FxHashMap::default(),
+            ignore_merges: false,
+            added: Vec::new(),
+            added_matcher: None,
+            template: Vec::new(),
+            id_to_token: Vec::new(),
+            token_to_id: FxHashMap::default(),
+            decode_bytes: Vec::new(),
+            special: Vec::new(),
+            model_vocab: Vec::new(),
+            cache_id: NEXT_CACHE_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            wordpiece: None,
+            truncate: None,
+            padding: None,
+            sentencepiece: None,
+        }
+    }
+
+    /// Loads a SentencePiece `.model` file. Encoding gives `SentencePieceProcessor.encode`'s
+    /// ids; with `add_special_tokens`, `<s>` first when `add_bos` and `</s>` last when
+    /// `add_eos` (its `add_bos`/`add_eos` options). Decoding is the library's `decode`.
+    pub fn from_sentencepiece(data: &[u8], source_name: &str, add_bos: bool, add_eos: bool) -> Result<Self> {
+        let sp = SentencePiece::from_bytes(data, source_name)?;
+        let (bos, eos) = sp.bos_eos();
+        let missing = |what: &str| Error::SentencePieceModel {
+            source_name: source_name.into(),
+            offset: 0,
+            problem: format!("{what} was asked for, but the model has no such control piece"),
+        };
+        let mut template = Vec::new();
+        if add_bos {
+            template.push(TemplatePiece::Special(vec![bos.ok_or_else(|| missing("add_bos"))?]));
+        }
+        if add_bos || add_eos {
+            template.push(TemplatePiece::Sequence);
+        }
+        if add_eos {
+            template.push(TemplatePiece::Special(vec![eos.ok_or_else(|| missing("add_eos"))?]));
+        }
+        let mut id_to_token = Vec::with_capacity(sp.len());
+        let mut special = Vec::with_capacity(sp.len());
+        let mut token_to_id = FxHashMap::default();
+        for id in 0..sp.len() as Rank {
+            let Some((text, kind)) = sp.piece(id) else { break };
+            id_to_token.push(Some(text.to_owned()));
+            special.push(kind == PieceKind::Control);
+            // The first piece with a text wins, as `PieceToId` prefers the segmentable ones.
+            let prefer = matches!(kind, PieceKind::Normal | PieceKind::UserDefined | PieceKind::Unused);
+            match token_to_id.entry(text.to_owned()) {
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(id);
+                }
+                std::collections::hash_map::Entry::Occupied(mut e) if prefer => {
+                    e.insert(id);
+                }
+                std::collections::hash_map::Entry::Occupied(_) => {}
+            }
+        }
+        let model_vocab = token_to_id.iter().map(|(t, &id)| (t.clone(), id)).collect();
+        Ok(Self {
+            template,
+            id_to_token,
+            token_to_id,
+            special,
+            model_vocab,
+            sentencepiece: Some(Box::new(sp)),
+            ..Self::empty()
         })
     }
 
@@ -420,6 +494,10 @@ impl HfTokenizer {
 
     fn encode_segment(&self, segment: &str, out: &mut Vec<Rank>) -> Result<()> {
         if segment.is_empty() {
+            return Ok(());
+        }
+        if let Some(sp) = &self.sentencepiece {
+            sp.encode(segment, out);
             return Ok(());
         }
         let mut text = std::borrow::Cow::Borrowed(segment);
@@ -578,6 +656,10 @@ impl HfTokenizer {
 
     /// The text of `ids` (the ByteLevel decoder: token bytes joined, invalid UTF-8 replaced).
     pub fn decode(&self, ids: &[Rank], skip_special_tokens: bool) -> Result<String> {
+        if let Some(sp) = &self.sentencepiece {
+            // SentencePiece's own rule: control pieces never show.
+            return sp.decode(ids);
+        }
         if let Some(wp) = &self.wordpiece {
             let mut tokens = Vec::with_capacity(ids.len());
             for &id in ids {

@@ -19,6 +19,7 @@ pub mod hf;
 pub mod parallel;
 pub mod pretokenize;
 pub mod registry;
+pub mod sentencepiece;
 pub(crate) mod table;
 pub mod vocab;
 
