@@ -55,20 +55,33 @@ struct Piece {
     kind: PieceKind,
 }
 
-/// A byte trie: sorted edges per node, a value per node that ends a key.
-#[derive(Debug, Clone, Default)]
+/// A byte trie as a double array: node `n`'s child for byte `b` is cell `base(n) + b` when
+/// that cell's `check` is `n`. One cell (base, check, value) per node, so each step of a walk
+/// is one memory access; the root is cell 0.
+#[derive(Debug, Clone)]
 struct ByteTrie {
-    /// Per node: (first edge, number of edges, value or `NO_VALUE`).
-    nodes: Vec<(u32, u32, u32)>,
-    labels: Vec<u8>,
-    targets: Vec<u32>,
+    cells: Vec<Cell>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Cell {
+    base: u32,
+    check: u32,
+    value: u32,
 }
 
 const NO_VALUE: u32 = u32::MAX;
+const FREE: Cell = Cell { base: 0, check: NO_VALUE, value: NO_VALUE };
+/// Free cells tried as a node's first child before it goes past the end of the array.
+const PLACEMENT_TRIES: usize = 512;
 
 impl ByteTrie {
     fn build<'a>(keys: impl Iterator<Item = (&'a [u8], u32)>) -> Self {
-        // Build with maps, then lay the edges out flat and sorted.
+        // First a pointer trie (children by label), then the double array: each node, breadth
+        // first, takes the lowest base at which all its children's cells are free, trying the
+        // free cells in order (a bounded number, then the end of the array: linear time).
+        let mut keys: Vec<(&[u8], u32)> = keys.collect();
+        keys.sort_unstable();
         let mut children: Vec<std::collections::BTreeMap<u8, u32>> = vec![Default::default()];
         let mut values = vec![NO_VALUE];
         for (key, value) in keys {
@@ -84,26 +97,50 @@ impl ByteTrie {
             }
             values[node] = value;
         }
-        let mut trie = ByteTrie::default();
-        for (map, value) in children.iter().zip(values) {
-            trie.nodes.push((trie.labels.len() as u32, map.len() as u32, value));
-            for (&b, &to) in map {
-                trie.labels.push(b);
-                trie.targets.push(to);
+        let mut cells = vec![Cell { check: 0, ..FREE }];
+        let mut free: std::collections::BTreeSet<usize> = Default::default();
+        let mut used_base: FxHashMap<usize, ()> = FxHashMap::default();
+        let mut queue = std::collections::VecDeque::from([(0u32, 0usize)]);
+        while let Some((node, cell)) = queue.pop_front() {
+            cells[cell].value = values[node as usize];
+            let kids = &children[node as usize];
+            let (Some((&lo, _)), Some((&hi, _))) = (kids.first_key_value(), kids.last_key_value()) else { continue };
+            let (lo, hi) = (lo as usize, hi as usize);
+            let fits = |cells: &[Cell], base: usize| {
+                !used_base.contains_key(&base)
+                    && kids.keys().all(|&b| cells.get(base + b as usize).is_none_or(|c| c.check == NO_VALUE))
+            };
+            let base =
+                free.range(lo + 1..).take(PLACEMENT_TRIES).map(|&f| f - lo).find(|&b| fits(&cells, b)).unwrap_or_else(
+                    || (cells.len().max(lo + 1) - lo..).find(|&b| fits(&cells, b)).unwrap_or(usize::MAX),
+                );
+            if cells.len() <= base + hi {
+                let old = cells.len();
+                cells.resize(base + hi + 1, FREE);
+                free.extend(old..cells.len());
+            }
+            used_base.insert(base, ());
+            cells[cell].base = base as u32;
+            for (&b, &child) in kids {
+                let at = base + b as usize;
+                cells[at].check = cell as u32;
+                free.remove(&at);
+                queue.push_back((child, at));
             }
         }
-        trie
+        ByteTrie { cells }
     }
 
+    #[inline]
     fn step(&self, node: u32, byte: u8) -> Option<u32> {
-        let &(first, len, _) = self.nodes.get(node as usize)?;
-        let (first, len) = (first as usize, len as usize);
-        let labels = self.labels.get(first..first + len)?;
-        labels.binary_search(&byte).ok().and_then(|i| self.targets.get(first + i).copied())
+        let at = self.cells.get(node as usize)?.base as usize + byte as usize;
+        let c = self.cells.get(at)?;
+        (c.check == node && at != 0).then_some(at as u32)
     }
 
+    #[inline]
     fn value(&self, node: u32) -> Option<u32> {
-        self.nodes.get(node as usize).map(|n| n.2).filter(|&v| v != NO_VALUE)
+        self.cells.get(node as usize).map(|c| c.value).filter(|&v| v != NO_VALUE)
     }
 
     /// The length of the longest key that is a prefix of `s`.
@@ -172,6 +209,27 @@ impl CharsMap {
         let end = memchr::memchr(0, rest).unwrap_or(rest.len());
         Some((len, &rest[..end]))
     }
+
+    /// Whether the walk over all of `s` succeeds (some rule starts with `s`), and whether a
+    /// rule ends within it.
+    fn walks(&self, s: &[u8]) -> (bool, bool) {
+        fn offset(u: u32) -> usize {
+            ((u >> 10) << ((u & (1 << 9)) >> 6)) as usize
+        }
+        let Some(&first) = self.units.first() else { return (false, false) };
+        let mut id = offset(first);
+        let mut leaf = false;
+        for &b in s {
+            id ^= b as usize;
+            let Some(&unit) = self.units.get(id) else { return (false, leaf) };
+            if unit & ((1 << 31) | 0xFF) != u32::from(b) {
+                return (false, leaf);
+            }
+            id ^= offset(unit);
+            leaf |= (unit >> 8) & 1 == 1;
+        }
+        (true, leaf)
+    }
 }
 
 /// The length of the UTF-8 sequence a byte starts (`OneCharLen`: 1 for stray continuation
@@ -190,6 +248,9 @@ fn valid_char_len(s: &[u8]) -> Option<usize> {
 #[derive(Debug, Clone)]
 struct Normalizer {
     map: Option<CharsMap>,
+    /// ASCII bytes that no rule and no user-defined piece can start when an ASCII byte (or
+    /// the end) follows: they are copied without a look-up.
+    plain: [bool; 128],
     add_dummy_prefix: bool,
     remove_extra_whitespaces: bool,
     escape_whitespaces: bool,
@@ -200,6 +261,11 @@ impl Normalizer {
     /// `NormalizePrefix`: the replacement of the longest rule (or user-defined piece, kept
     /// as it is) at the start of `s`, and how many bytes it consumes.
     fn prefix<'a>(&'a self, s: &'a [u8], user: &ByteTrie) -> (&'a [u8], usize) {
+        if let [b, rest @ ..] = s {
+            if *b < 128 && self.plain[*b as usize] && rest.first().is_none_or(|&c| c < 128) {
+                return (&s[..1], 1);
+            }
+        }
         if let Some(n) = user.longest_prefix(s) {
             return (&s[..n], n);
         }
@@ -264,9 +330,145 @@ impl Normalizer {
 
 #[derive(Debug, Clone)]
 enum Algorithm {
-    Unigram { trie: ByteTrie, min_score: f32, max_score: f32 },
-    Bpe,
+    /// `trie` holds the pieces a path may use (unused ones left out), valued by id; `scores`
+    /// and `user_defined` are by id.
+    Unigram {
+        trie: ByteTrie,
+        min_score: f32,
+        max_score: f32,
+        scores: Vec<f32>,
+        user_defined: Vec<bool>,
+    },
+    Bpe(Box<BpeTable>),
 }
+
+/// BPE merges by symbol ids: (left, right) → (score key, merged piece), for every piece and
+/// every split of it into two symbols. Symbols are pieces, plus the characters that occur
+/// inside pieces without being pieces themselves (ids from the number of pieces on).
+#[derive(Debug, Clone)]
+struct BpeTable {
+    pairs: FxHashMap<(u32, u32), (u32, Rank)>,
+    ascii: [u32; 128],
+    chars: FxHashMap<u32, u32>,
+    /// The text of the character symbols, by id minus the number of pieces.
+    char_text: Vec<Vec<u8>>,
+}
+
+/// A character's bytes (1 to 4) as one number.
+fn char_key(c: &[u8]) -> u32 {
+    let mut k = [0u8; 4];
+    let n = c.len().min(4);
+    k[..n].copy_from_slice(&c[..n]);
+    u32::from_le_bytes(k)
+}
+
+impl BpeTable {
+    fn build(pieces: &[Piece], normal: &FxHashMap<Vec<u8>, Rank>) -> Self {
+        let mut chars: FxHashMap<u32, u32> = FxHashMap::default();
+        let mut char_text: Vec<Vec<u8>> = Vec::new();
+        let n = pieces.len() as u32;
+        for text in normal.keys() {
+            let mut at = 0;
+            while at < text.len() {
+                let c = &text[at..at + one_char_len(&text[at..])];
+                if !normal.contains_key(c) {
+                    chars.entry(char_key(c)).or_insert_with(|| {
+                        char_text.push(c.to_vec());
+                        n + char_text.len() as u32 - 1
+                    });
+                }
+                at += c.len();
+            }
+        }
+        for (text, &id) in normal {
+            if one_char_len(text) == text.len() {
+                chars.insert(char_key(text), id);
+            }
+        }
+        let symbol = |t: &[u8]| {
+            normal
+                .get(t)
+                .copied()
+                .or_else(|| (one_char_len(t) == t.len()).then(|| chars.get(&char_key(t)).copied()).flatten())
+        };
+        let mut pairs = FxHashMap::default();
+        for (text, &id) in normal {
+            let mut k = one_char_len(text);
+            while k < text.len() {
+                if let (Some(l), Some(r)) = (symbol(&text[..k]), symbol(&text[k..])) {
+                    pairs.insert((l, r), (score_key(pieces[id as usize].score), id));
+                }
+                k += one_char_len(&text[k..]);
+            }
+        }
+        let mut ascii = [NO_VALUE; 128];
+        for (b, slot) in ascii.iter_mut().enumerate() {
+            *slot = symbol(&[b as u8]).unwrap_or(NO_VALUE);
+        }
+        Self { pairs, ascii, chars, char_text }
+    }
+
+    /// The symbol id of one character (or `NO_VALUE`).
+    #[inline]
+    fn symbol(&self, c: &[u8]) -> u32 {
+        if let [b] = c {
+            if let Some(&id) = self.ascii.get(*b as usize) {
+                return id;
+            }
+        }
+        self.chars.get(&char_key(c)).copied().unwrap_or(NO_VALUE)
+    }
+
+    fn symbol_len(&self, id: u32, pieces: &[Piece]) -> usize {
+        match pieces.get(id as usize) {
+            Some(p) => p.text.len(),
+            None => self.char_text.get(id as usize - pieces.len()).map_or(0, Vec::len),
+        }
+    }
+}
+
+/// The per-thread cache of BPE words (for the model used last on the thread): words up to
+/// `CACHE_MAX_WORD` bytes, at most `CACHE_WORDS` of them in two generations. A full young
+/// generation becomes the old one (the previous old one is dropped), and a hit in the old
+/// generation moves the word back to the young one: frequent words stay, at O(1) per word.
+/// Exact: a word's pieces depend only on it.
+const CACHE_MAX_WORD: usize = 48;
+/// Words of at most this many symbols merge by scanning instead of through a heap.
+const SHORT_WORD: usize = 64;
+const CACHE_WORDS: usize = 1 << 16;
+
+/// A cached word's pieces: (length in bytes, id) each.
+type WordPieces = Box<[(u32, Rank)]>;
+
+struct WordCache<V> {
+    owner: u64,
+    young: FxHashMap<Box<[u8]>, V>,
+    old: FxHashMap<Box<[u8]>, V>,
+}
+
+impl<V> Default for WordCache<V> {
+    fn default() -> Self {
+        Self { owner: 0, young: FxHashMap::default(), old: FxHashMap::default() }
+    }
+}
+
+impl<V> WordCache<V> {
+    fn insert(&mut self, word: Box<[u8]>, value: V) {
+        if self.young.len() >= CACHE_WORDS / 2 {
+            self.old = std::mem::take(&mut self.young);
+        }
+        if self.young.capacity() == 0 {
+            self.young.reserve(CACHE_WORDS / 2);
+        }
+        self.young.insert(word, value);
+    }
+}
+
+thread_local! {
+    static WORDS: std::cell::RefCell<WordCache<WordPieces>> = std::cell::RefCell::new(WordCache::default());
+}
+
+static NEXT_CACHE_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// A SentencePiece model loaded from its `.model` file.
 #[derive(Debug, Clone)]
@@ -286,6 +488,83 @@ pub struct SentencePiece {
     unk_surface: String,
     bos: Option<Rank>,
     eos: Option<Rank>,
+    /// No piece has a `▁` after another character, so words (a `▁` after anything else
+    /// starts one) segment independently: no piece crosses a word's start.
+    word_splits: bool,
+    /// Unique per loaded model: the key of the per-thread word cache.
+    cache_id: u64,
+}
+
+#[derive(Clone, Copy)]
+struct Best {
+    score: f32,
+    start: usize,
+    id: Rank,
+    set: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct LatticeStart {
+    char_len: u8,
+    single: bool,
+    edges: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct LatticeEdge {
+    len: u32,
+    id: Rank,
+    score: f32,
+}
+
+/// The library's one-pass Viterbi (`EncodeOptimized`), fed one word's lattice at a time.
+struct Viterbi {
+    best: Vec<Best>,
+    frontier: usize,
+    unk_score: f32,
+    unk: Rank,
+}
+
+impl Viterbi {
+    fn walk(&mut self, at: usize, starts: &[LatticeStart], edges: &[LatticeEdge]) {
+        let mut start = at;
+        let mut e = 0;
+        for st in starts {
+            let mut here = self.best[start].score;
+            // The library re-centres the scores when they grow past ±1e5 (float precision
+            // fades there): every node still ahead is shifted so that this one scores 0.
+            if !(-RECENTRE_AT..=RECENTRE_AT).contains(&here) {
+                for (i, b) in self.best.iter_mut().enumerate().take(self.frontier + 1).skip(start) {
+                    if i == start || b.set {
+                        b.score -= here;
+                    }
+                }
+                here = 0.0;
+            }
+            // In `float`, as the library's results show (ties between equal paths go to the
+            // one found first).
+            for edge in &edges[e..e + st.edges as usize] {
+                let end = start + edge.len as usize;
+                self.frontier = self.frontier.max(end);
+                let candidate = edge.score + here;
+                let target = &mut self.best[end];
+                if !target.set || candidate > target.score {
+                    *target = Best { score: candidate, start, id: edge.id, set: true };
+                }
+            }
+            e += st.edges as usize;
+            let char_len = st.char_len as usize;
+            if !st.single {
+                self.frontier = self.frontier.max(start + char_len);
+                let candidate = self.unk_score + here;
+                let target = &mut self.best[start + char_len];
+                if !target.set || candidate > target.score {
+                    *target = Best { score: candidate, start, id: self.unk, set: true };
+                }
+            }
+            start += char_len;
+        }
+    }
 }
 
 /// A minimal protocol-buffer reader: every length is checked against the buffer.
@@ -453,11 +732,63 @@ impl SentencePiece {
             prev_unk = unk;
         };
         match &self.algorithm {
-            Algorithm::Unigram { trie, min_score, max_score } => {
-                self.viterbi(&normalized, trie, *min_score, *max_score, &mut emit);
+            Algorithm::Unigram { .. } => self.viterbi(&normalized, &mut emit),
+            Algorithm::Bpe(_) if self.word_splits => {
+                // Words (a `▁` after anything else starts one) merge independently: no piece
+                // holds a `▁` after another character, so no merge crosses a word's start.
+                let mut start = 0;
+                for i in memchr::memmem::find_iter(&normalized, SPACE) {
+                    if i > start && !normalized[..i].ends_with(SPACE) {
+                        self.bpe_word(&normalized[start..i], &mut emit);
+                        start = i;
+                    }
+                }
+                self.bpe_word(&normalized[start..], &mut emit);
             }
-            Algorithm::Bpe => self.bpe(&normalized, &mut emit),
+            Algorithm::Bpe(_) => self.bpe(&normalized, &mut emit),
         }
+    }
+
+    /// `bpe` for one word, through the per-thread cache of short words.
+    fn bpe_word(&self, word: &[u8], emit: &mut impl FnMut(&[u8], Rank)) {
+        if word.len() > CACHE_MAX_WORD {
+            return self.bpe(word, emit);
+        }
+        let emit_all = |pieces: &[(u32, Rank)], emit: &mut dyn FnMut(&[u8], Rank)| {
+            let mut at = 0;
+            for &(len, id) in pieces {
+                emit(&word[at..at + len as usize], id);
+                at += len as usize;
+            }
+        };
+        let hit = WORDS.with(|c| {
+            let mut c = c.try_borrow_mut().ok()?;
+            if c.owner != self.cache_id {
+                return None;
+            }
+            if let Some(pieces) = c.young.get(word) {
+                emit_all(pieces, emit);
+                return Some(());
+            }
+            let (word, pieces) = c.old.remove_entry(word)?;
+            emit_all(&pieces, emit);
+            c.insert(word, pieces);
+            Some(())
+        });
+        if hit.is_some() {
+            return;
+        }
+        let mut pieces = Vec::new();
+        self.bpe(word, &mut |p: &[u8], id| pieces.push((p.len() as u32, id)));
+        emit_all(&pieces, emit);
+        WORDS.with(|c| {
+            if let Ok(mut c) = c.try_borrow_mut() {
+                if c.owner != self.cache_id {
+                    *c = WordCache { owner: self.cache_id, ..WordCache::default() };
+                }
+                c.insert(word.into(), pieces.into());
+            }
+        });
     }
 
     fn kind(&self, id: Rank) -> PieceKind {
@@ -470,72 +801,40 @@ impl SentencePiece {
     }
 
     /// Unigram segmentation: `EncodeOptimized`, the best path computed left to right.
-    fn viterbi(&self, s: &[u8], trie: &ByteTrie, min_score: f32, max_score: f32, emit: &mut impl FnMut(&[u8], Rank)) {
-        #[derive(Clone, Copy)]
-        struct Best {
-            score: f32,
-            start: usize,
-            id: Rank,
-            set: bool,
-        }
+    fn viterbi(&self, s: &[u8], emit: &mut impl FnMut(&[u8], Rank)) {
+        let Algorithm::Unigram { min_score, .. } = &self.algorithm else { return };
         let n = s.len();
-        let unk_score = min_score - UNK_PENALTY;
-        let mut best = vec![Best { score: 0.0, start: 0, id: self.unk, set: false }; n + 1];
-        let mut start = 0;
-        let mut frontier = 0;
-        while start < n {
-            let mut here = best[start].score;
-            // The library re-centres the scores when they grow past ±1e5 (float precision
-            // fades there): every node still ahead is shifted so that this one scores 0.
-            if !(-RECENTRE_AT..=RECENTRE_AT).contains(&here) {
-                for (i, b) in best.iter_mut().enumerate().take(frontier + 1).skip(start) {
-                    if i == start || b.set {
-                        b.score -= here;
-                    }
-                }
-                here = 0.0;
-            }
-            let char_len = one_char_len(&s[start..]);
-            let mut single = false;
-            let mut node = 0u32;
-            for end in start + 1..=n {
-                let Some(next) = trie.step(node, s[end - 1]) else { break };
-                node = next;
-                let Some(id) = trie.value(node) else { continue };
-                let kind = self.kind(id);
-                if kind == PieceKind::Unused {
-                    continue;
-                }
-                let len = end - start;
-                frontier = frontier.max(end);
-                // In `float`, as the library's results show (ties between equal paths go to
-                // the one found first); a user-defined piece's bonus is rounded from `double`.
-                let score = if kind == PieceKind::UserDefined {
-                    (f64::from(len as f32 * max_score) - 0.1) as f32
-                } else {
-                    self.pieces[id as usize].score
-                };
-                let candidate = score + here;
-                let target = &mut best[end];
-                if !target.set || candidate > target.score {
-                    *target = Best { score: candidate, start, id, set: true };
-                }
-                single |= len == char_len;
-            }
-            if !single {
-                frontier = frontier.max(start + char_len);
-                let candidate = unk_score + here;
-                let target = &mut best[start + char_len];
-                if !target.set || candidate > target.score {
-                    *target = Best { score: candidate, start, id: self.unk, set: true };
+        let mut v = Viterbi {
+            best: vec![Best { score: 0.0, start: 0, id: self.unk, set: false }; n + 1],
+            frontier: 0,
+            unk_score: *min_score - UNK_PENALTY,
+            unk: self.unk,
+        };
+        // Lattices are built word by word into one scratch buffer (caching them by word does
+        // not pay: a cache look-up costs about what the trie walk does).
+        let mut scratch = (Vec::new(), Vec::new());
+        let mut word = |at: usize, word: &[u8]| {
+            scratch.0.clear();
+            scratch.1.clear();
+            self.lattice(word, &mut scratch);
+            v.walk(at, &scratch.0, &scratch.1);
+        };
+        if self.word_splits {
+            let mut start = 0;
+            for i in memchr::memmem::find_iter(s, SPACE) {
+                if i > start && !s[..i].ends_with(SPACE) {
+                    word(start, &s[start..i]);
+                    start = i;
                 }
             }
-            start += char_len;
+            word(start, &s[start..]);
+        } else {
+            word(0, s);
         }
         let mut path = Vec::new();
         let mut end = n;
         while end > 0 {
-            let b = best[end];
+            let b = v.best[end];
             path.push((b.start, end, b.id));
             end = b.start;
         }
@@ -544,23 +843,59 @@ impl SentencePiece {
         }
     }
 
+    /// The Unigram lattice of one word: for each character start, the pieces that start there
+    /// (shortest first, as the trie walk finds them) and whether one of them is the character.
+    fn lattice(&self, word: &[u8], out: &mut (Vec<LatticeStart>, Vec<LatticeEdge>)) {
+        let Algorithm::Unigram { trie, max_score, scores, user_defined, .. } = &self.algorithm else { return };
+        let n = word.len();
+        let mut start = 0;
+        while start < n {
+            let char_len = one_char_len(&word[start..]);
+            let mut single = false;
+            let mut node = 0u32;
+            let first = out.1.len();
+            for end in start + 1..=n {
+                let Some(next) = trie.step(node, word[end - 1]) else { break };
+                node = next;
+                let Some(id) = trie.value(node) else { continue };
+                let len = end - start;
+                // A user-defined piece's bonus is a `double` expression rounded to `float`.
+                let score = if user_defined[id as usize] {
+                    (f64::from(len as f32 * max_score) - 0.1) as f32
+                } else {
+                    scores[id as usize]
+                };
+                out.1.push(LatticeEdge { len: len as u32, id, score });
+                single |= len == char_len;
+            }
+            out.0.push(LatticeStart { char_len: char_len as u8, single, edges: (out.1.len() - first) as u32 });
+            start += char_len;
+        }
+    }
+
     /// BPE segmentation: merge the best-scoring adjacent pair (leftmost on ties) until none is
     /// a piece.
     fn bpe(&self, s: &[u8], emit: &mut impl FnMut(&[u8], Rank)) {
         const NONE: usize = usize::MAX;
+        let Algorithm::Bpe(table) = &self.algorithm else { return };
         struct Sym {
             start: usize,
             len: usize,
             prev: usize,
             next: usize,
-            frozen: bool,
+            /// The symbol's id (a piece, or a character that only occurs inside pieces), or
+            /// `NO_VALUE` for a frozen user-defined piece or a character in no piece.
+            id: u32,
         }
         let mut syms: Vec<Sym> = Vec::with_capacity(s.len());
         let mut at = 0;
         while at < s.len() {
-            let (len, frozen) = match self.user.longest_prefix(&s[at..]) {
-                Some(n) => (n, true),
-                None => (one_char_len(&s[at..]), false),
+            let (len, id) = match self.user.longest_prefix(&s[at..]) {
+                Some(n) => (n, NO_VALUE),
+                None => {
+                    let n = one_char_len(&s[at..]);
+                    (n, table.symbol(&s[at..at + n]))
+                }
             };
             let i = syms.len();
             syms.push(Sym {
@@ -568,37 +903,92 @@ impl SentencePiece {
                 len,
                 prev: if i == 0 { NONE } else { i - 1 },
                 next: if at + len >= s.len() { NONE } else { i + 1 },
-                frozen,
+                id,
             });
             at += len;
         }
-        // (score key, leftmost first, right, size)
-        type Heap = BinaryHeap<(u32, std::cmp::Reverse<usize>, usize, usize)>;
-        let mut heap: Heap = BinaryHeap::new();
-        let mut unused_parts: FxHashMap<Vec<u8>, (Vec<u8>, Vec<u8>)> = FxHashMap::default();
+        if syms.len() <= SHORT_WORD {
+            // Short words: scan the adjacent pairs for the best instead of keeping a heap. The
+            // same choice (highest score, leftmost) and the same order of pair look-ups.
+            let mut unused_parts: Vec<(Rank, (u32, u32))> = Vec::new();
+            let mut pair = |syms: &[Sym], left: usize| -> Option<(u32, Rank)> {
+                let right = syms[left].next;
+                if right == NONE {
+                    return None;
+                }
+                let (l, r) = (syms[left].id, syms[right].id);
+                let &(key, merged) = table.pairs.get(&(l, r))?;
+                if self.kind(merged) == PieceKind::Unused {
+                    unused_parts.push((merged, (l, r)));
+                }
+                Some((key, merged))
+            };
+            let mut best: Vec<Option<(u32, Rank)>> = (0..syms.len()).map(|i| pair(&syms, i)).collect();
+            loop {
+                let mut top: Option<(u32, usize)> = None;
+                let mut i = 0;
+                while i != NONE {
+                    if let Some((key, _)) = best[i] {
+                        if top.is_none_or(|(k, _)| key > k) {
+                            top = Some((key, i));
+                        }
+                    }
+                    i = syms[i].next;
+                }
+                let Some((_, left)) = top else { break };
+                let Some((_, merged)) = best[left] else { break };
+                let right = syms[left].next;
+                let after = syms[right].next;
+                syms[left].len += syms[right].len;
+                syms[left].id = merged;
+                syms[left].next = after;
+                if after != NONE {
+                    syms[after].prev = left;
+                }
+                syms[right].len = 0;
+                best[right] = None;
+                let prev = syms[left].prev;
+                if prev != NONE {
+                    best[prev] = pair(&syms, prev);
+                }
+                best[left] = pair(&syms, left);
+            }
+            let parts: FxHashMap<Rank, (u32, u32)> = unused_parts.into_iter().collect();
+            return self.bpe_emit(
+                s,
+                &syms.iter().map(|y| (y.id, y.start, y.len, y.next)).collect::<Vec<_>>(),
+                &parts,
+                table,
+                emit,
+            );
+        }
+        // (score key, leftmost first, right, size, merged id)
+        type Heap = BinaryHeap<(u32, std::cmp::Reverse<usize>, usize, usize, Rank)>;
+        let mut heap: Heap = BinaryHeap::with_capacity(syms.len());
+        // For unused pieces: the two symbols they were last merged from (the library's rule).
+        let mut unused_parts: FxHashMap<Rank, (u32, u32)> = FxHashMap::default();
         let mut add = |syms: &[Sym], heap: &mut Heap, left: usize, right: usize| {
-            if left == NONE || right == NONE || syms[left].frozen || syms[right].frozen {
+            if left == NONE || right == NONE {
                 return;
             }
             let (l, r) = (&syms[left], &syms[right]);
-            let piece = &s[l.start..l.start + l.len + r.len];
-            let Some(&id) = self.normal.get(piece) else { return };
-            heap.push((score_key(self.pieces[id as usize].score), std::cmp::Reverse(left), right, piece.len()));
-            if self.kind(id) == PieceKind::Unused {
-                let parts = (s[l.start..l.start + l.len].to_vec(), s[r.start..r.start + r.len].to_vec());
-                unused_parts.insert(piece.to_vec(), parts);
+            let Some(&(key, merged)) = table.pairs.get(&(l.id, r.id)) else { return };
+            heap.push((key, std::cmp::Reverse(left), right, l.len + r.len, merged));
+            if self.kind(merged) == PieceKind::Unused {
+                unused_parts.insert(merged, (l.id, r.id));
             }
         };
         for i in 1..syms.len() {
             add(&syms, &mut heap, i - 1, i);
         }
-        while let Some((_, std::cmp::Reverse(left), right, size)) = heap.pop() {
+        while let Some((_, std::cmp::Reverse(left), right, size, merged)) = heap.pop() {
             let (l, r) = (&syms[left], &syms[right]);
             if l.len == 0 || r.len == 0 || l.len + r.len != size {
                 continue;
             }
             let after = r.next;
             syms[left].len = size;
+            syms[left].id = merged;
             syms[left].next = after;
             if after != NONE {
                 syms[after].prev = left;
@@ -608,22 +998,39 @@ impl SentencePiece {
             add(&syms, &mut heap, prev, left);
             add(&syms, &mut heap, left, after);
         }
+        let flat: Vec<(u32, usize, usize, usize)> = syms.iter().map(|y| (y.id, y.start, y.len, y.next)).collect();
+        self.bpe_emit(s, &flat, &unused_parts, table, emit);
+    }
+
+    /// Emits the merged symbols (id, start, length, next) from the first, splitting unused
+    /// pieces back into the symbols they were last merged from.
+    fn bpe_emit(
+        &self,
+        s: &[u8],
+        syms: &[(u32, usize, usize, usize)],
+        unused_parts: &FxHashMap<Rank, (u32, u32)>,
+        table: &BpeTable,
+        emit: &mut impl FnMut(&[u8], Rank),
+    ) {
+        const NONE: usize = usize::MAX;
         let mut i = if syms.is_empty() { NONE } else { 0 };
-        let mut stack: Vec<&[u8]> = Vec::new();
+        let mut stack: Vec<(u32, usize, usize)> = Vec::new();
         while i != NONE {
-            stack.push(&s[syms[i].start..syms[i].start + syms[i].len]);
-            // Unused pieces are split back into the pieces they were merged from.
-            while let Some(w) = stack.pop() {
-                let id = self.piece_to_id(w);
-                match unused_parts.get(w).filter(|_| self.kind(id) == PieceKind::Unused) {
-                    Some((a, b)) => {
-                        stack.push(b);
-                        stack.push(a);
+            let (id, start, len, next) = syms[i];
+            stack.push((id, start, len));
+            while let Some((id, start, len)) = stack.pop() {
+                let w = &s[start..start + len];
+                match unused_parts.get(&id).filter(|_| self.kind(id) == PieceKind::Unused) {
+                    Some(&(a, b)) => {
+                        let a_len = table.symbol_len(a, &self.pieces);
+                        stack.push((b, start + a_len, len - a_len));
+                        stack.push((a, start, a_len));
                     }
-                    None => emit(w, id),
+                    None if (id as usize) < self.pieces.len() => emit(w, id),
+                    None => emit(w, self.piece_to_id(w)),
                 }
             }
-            i = syms[i].next;
+            i = next;
         }
     }
 
@@ -826,17 +1233,32 @@ impl Parsed {
                 min_score = min_score.min(p.score);
                 max_score = max_score.max(p.score);
             }
-            let trie = ByteTrie::build(normal.iter().map(|(k, &id)| (k.as_slice(), id)));
-            Algorithm::Unigram { trie, min_score, max_score }
+            let usable = normal.iter().filter(|&(_, &id)| pieces[id as usize].kind != PieceKind::Unused);
+            let trie = ByteTrie::build(usable.map(|(k, &id)| (k.as_slice(), id)));
+            let scores = pieces.iter().map(|p| p.score).collect();
+            let user_defined = pieces.iter().map(|p| p.kind == PieceKind::UserDefined).collect();
+            Algorithm::Unigram { trie, min_score, max_score, scores, user_defined }
         } else {
-            Algorithm::Bpe
+            Algorithm::Bpe(Box::new(BpeTable::build(&pieces, &normal)))
         };
+        // A `▁` inside a piece must follow another `▁` for words to merge independently.
+        let inner_space = |t: &[u8]| memchr::memmem::find_iter(t, SPACE).any(|i| i > 0 && !t[..i].ends_with(SPACE));
+        let word_splits = !self.treat_whitespace_as_suffix
+            && self.escape_whitespaces.unwrap_or(true)
+            && !normal.keys().any(|t| inner_space(t));
         let map = match self.charsmap {
             Some((blob, at)) if !blob.is_empty() => Some(CharsMap::parse(&blob).map_err(|e| bad(at, e))?),
             _ => None,
         };
+        let mut plain = [false; 128];
+        for (b, slot) in plain.iter_mut().enumerate() {
+            let b = b as u8;
+            let ruled = map.as_ref().is_some_and(|m| m.walks(&[b]).1 || (0..128u8).any(|c| m.walks(&[b, c]).0));
+            *slot = !ruled && user.step(0, b).is_none();
+        }
         let normalizer = Normalizer {
             map,
+            plain,
             add_dummy_prefix: self.add_dummy_prefix.unwrap_or(true),
             remove_extra_whitespaces: self.remove_extra_whitespaces.unwrap_or(true),
             escape_whitespaces: self.escape_whitespaces.unwrap_or(true),
@@ -855,6 +1277,8 @@ impl Parsed {
             unk_surface: self.unk_surface.unwrap_or_else(|| " \u{2047} ".into()),
             bos,
             eos,
+            word_splits,
+            cache_id: NEXT_CACHE_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         })
     }
 }
