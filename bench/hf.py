@@ -1,8 +1,9 @@
-"""tokenizer.json files: ferrotok.Tokenizer beside Hugging Face tokenizers and the other engines
-that load the same file, one core, one call per document, ids compared with tokenizers'.
+"""tokenizer.json files and SentencePiece models: ferrotok.Tokenizer beside the reference library
+(Hugging Face tokenizers, or sentencepiece for .model files) and the other engines that load the
+same file, one core, one call per document, ids compared with the reference's.
 
-    python bench/hf.py                      # BERT (testdata), Llama 3 and Qwen3 (../shared) on ../shared/corpus
-    python bench/hf.py --mb 2 --parts english,cjk
+    python bench/hf.py                      # BERT, Llama 3, Qwen3 and the SentencePiece models on ../shared/corpus
+    python bench/hf.py --mb 2 --parts english,cjk --files bert,xlnet
 
 Each library runs in its own fresh process (first pass over the text, nothing warmed on it).
 Writes bench/results/hf.md.
@@ -20,12 +21,21 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 SHARED = ROOT.parent / "shared"
+SP = ROOT / "testdata" / "sentencepiece"
 FILES = {
     "bert": ROOT / "testdata" / "hf" / "bert-uncased-minilm.tokenizer.json",
     "llama3": SHARED / "vocab" / "hf" / "llama3.tokenizer.json",
     "qwen3": SHARED / "vocab" / "hf" / "qwen3.tokenizer.json",
+    "mistral-bpe": SP / "mistral-7b-v0.1.model",
+    "xlnet-unigram": SP / "xlnet_base_cased.model",
+    "botchan-bpe": SP / "botchan_en_bpe_1000.model",
+    "botchan-unigram": SP / "botchan_en_unigram_1000.model",
 }
-LIBS = ["ferrotok", "tokenizers", "fastokens", "gigatoken", "kitoken", "tokie"]
+# (libraries, the reference) by kind of file; splintr is not installed here.
+LIBS = {
+    ".json": (["ferrotok", "tokenizers", "fastokens", "gigatoken", "kitoken", "tokie"], "tokenizers"),
+    ".model": (["ferrotok", "sentencepiece", "kitoken"], "sentencepiece"),
+}
 
 WORKER = r"""
 import json, sys, time
@@ -38,8 +48,15 @@ def ids(x):
     for attr in ("ids",):
         if hasattr(x, attr): return list(getattr(x, attr))
     return list(x)
-if lib == "ferrotok":
-    import ferrotok; t = ferrotok.Tokenizer.from_file(path); f = lambda d: t.encode(d, add_special_tokens=False).ids
+sp = path.endswith(".model")
+if lib == "ferrotok" and sp:
+    import ferrotok; t = ferrotok.Tokenizer.from_sentencepiece(path); f = lambda d: t.encode(d).ids
+elif lib == "sentencepiece":
+    import sentencepiece; t = sentencepiece.SentencePieceProcessor(model_file=path); f = t.encode
+elif lib == "kitoken" and sp:
+    import kitoken; t = kitoken.Kitoken.from_file(path); f = lambda d: ids(t.encode(d, True))
+elif lib == "ferrotok":
+    import ferrotok; t = ferrotok.Tokenizer.from_file(path); t.no_padding(); t.no_truncation(); f = lambda d: t.encode(d, add_special_tokens=False).ids
 elif lib == "tokenizers":
     import tokenizers; t = tokenizers.Tokenizer.from_file(path); t.no_padding(); t.no_truncation(); f = lambda d: t.encode(d, add_special_tokens=False).ids
 elif lib == "fastokens":
@@ -63,11 +80,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mb", type=float, default=1.0, help="MB of each corpus part")
     ap.add_argument("--parts", default="english,code,multilingual,cjk,adversarial")
-    ap.add_argument("--files", default="bert,llama3,qwen3")
+    ap.add_argument("--files", default=",".join(FILES))
     args = ap.parse_args()
     env = {**os.environ, "RAYON_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "FERROTOK_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
     lines = [
-        f"One core, one call per document, {args.mb:g} MB per corpus part, first pass in a fresh process; MB/s (agreeing documents / all, against `tokenizers`).",
+        f"One core, one call per document, {args.mb:g} MB per corpus part, first pass in a fresh process; MB/s (agreeing documents / all, against the reference: `tokenizers` for tokenizer.json, `sentencepiece` for .model).",
         "",
     ]
     for name in args.files.split(","):
@@ -75,16 +92,17 @@ def main() -> None:
         if not path.exists():
             print(f"skipping {name}: {path} missing", file=sys.stderr)
             continue
-        lines += [f"**{name}** (`{path.name}`)", "", "| part | " + " | ".join(LIBS) + " |", "|---|" + "---:|" * len(LIBS)]
+        libs, reference = LIBS[path.suffix]
+        lines += [f"**{name}** (`{path.name}`)", "", "| part | " + " | ".join(libs) + " |", "|---|" + "---:|" * len(libs)]
         for part in args.parts.split(","):
             src = SHARED / "corpus" / f"{part}.jsonl"
             results: dict[str, dict | None] = {}
-            for lib in LIBS:
+            for lib in libs:
                 p = subprocess.run([sys.executable, "-c", WORKER, lib, str(path), str(src), str(args.mb)], capture_output=True, text=True, env=env)
                 results[lib] = json.loads(p.stdout.strip().splitlines()[-1]) if p.returncode == 0 and p.stdout.strip() else None
-            ref = results.get("tokenizers")
+            ref = results.get(reference)
             cells = []
-            for lib in LIBS:
+            for lib in libs:
                 r = results[lib]
                 if r is None:
                     cells.append("–")

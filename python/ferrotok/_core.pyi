@@ -221,6 +221,32 @@ class Tokenizer:
     def get_vocab_size(self, with_added_tokens: bool = True) -> int: ...
     def get_vocab(self, with_added_tokens: bool = True) -> dict[str, int]:
         """Token → id for every token (added tokens included when `with_added_tokens`)."""
+    def enable_truncation(
+        self, max_length: int, stride: int = 0, strategy: str = "longest_first", direction: str = "right"
+    ) -> None:
+        """Truncates every encoding to at most `max_length` ids (special tokens included), from
+        the right. A stride, another strategy or the left direction raise `UnsupportedError`."""
+    def no_truncation(self) -> None:
+        """Turns truncation off."""
+    def enable_padding(
+        self,
+        direction: str = "right",
+        pad_id: int | None = None,
+        pad_type_id: int = 0,
+        pad_token: str = "[PAD]",
+        length: int | None = None,
+        pad_to_multiple_of: int | None = None,
+    ) -> None:
+        """Pads every encoding (`length=None`: a batch to its longest), on the right. `pad_id`
+        defaults to the id of `pad_token` when that is a token, else 0."""
+    def no_padding(self) -> None:
+        """Turns padding off."""
+    @property
+    def truncation(self) -> dict[str, Any] | None:
+        """The truncation settings, or None."""
+    @property
+    def padding(self) -> dict[str, Any] | None:
+        """The padding settings, or None."""
     def __reduce__(self) -> tuple[Any, ...]: ...
 
 def _encoding_from_state(

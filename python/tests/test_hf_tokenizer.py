@@ -14,7 +14,7 @@ import tokenizers
 from tokenizers import decoders, models, normalizers, pre_tokenizers, processors, trainers
 
 import ferrotok
-from conftest import SHARED, corpus
+from conftest import SHARED, TESTDATA, corpus
 
 LLAMA3_SPLIT = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 QWEN_SPLIT = LLAMA3_SPLIT.replace(r"\p{N}{1,3}", r"\p{N}")
@@ -245,3 +245,68 @@ def test_wordpiece_zoo_matches_tokenizers(name: str) -> None:
     except ferrotok.UnsupportedError as e:
         pytest.fail(f"{name}: {e}")
     assert_same(ref, mine, texts() + ["", "Ünïcödé ﬁ ① naïve café 中文字 DON'T do not", "a" * 30 + " b"])
+
+
+def test_padding_and_truncation_setters_match_tokenizers() -> None:
+    path = TESTDATA / "hf" / "bert-uncased-minilm.tokenizer.json"
+    ref = tokenizers.Tokenizer.from_file(str(path))
+    mine = ferrotok.Tokenizer.from_file(path)
+    docs = texts()[:60] + ["", "short", "a b c d e f g h i j k l m n o p q r s t u v w x y z"]
+
+    def same() -> None:
+        for r, m in zip(ref.encode_batch(docs), mine.encode_batch(docs)):
+            assert m.ids == r.ids and m.attention_mask == r.attention_mask
+        for d in docs[:10]:
+            r, m = ref.encode(d), mine.encode(d)
+            assert m.ids == r.ids and m.tokens == r.tokens and m.attention_mask == r.attention_mask
+
+    assert mine.truncation is not None and mine.truncation["max_length"] == ref.truncation["max_length"]
+    assert mine.padding is not None and mine.padding["length"] == ref.padding["length"]
+    same()
+    for change in [
+        lambda t: t.no_padding(),
+        lambda t: t.enable_truncation(16),
+        lambda t: t.enable_padding(pad_id=0, pad_token="[PAD]"),
+        lambda t: t.enable_padding(pad_id=0, pad_token="[PAD]", pad_to_multiple_of=8),
+        lambda t: t.enable_padding(pad_id=0, pad_token="[PAD]", length=40),
+        lambda t: t.no_truncation(),
+        lambda t: t.no_padding(),
+    ]:
+        change(ref)
+        change(mine)
+        same()
+        for key in ("max_length", "stride", "direction"):
+            assert (mine.truncation or {}).get(key) == (ref.truncation or {}).get(key)
+        for key in ("length", "pad_to_multiple_of", "pad_id", "pad_token"):
+            assert (mine.padding or {}).get(key) == (ref.padding or {}).get(key)
+    assert mine.truncation is None and mine.padding is None
+    with pytest.raises(ferrotok.UnsupportedError, match="stride"):
+        mine.enable_truncation(8, stride=2)
+    with pytest.raises(ferrotok.UnsupportedError, match="direction"):
+        mine.enable_padding(direction="left")
+
+
+def test_changing_settings_does_not_disturb_calls_in_flight() -> None:
+    import threading
+
+    mine = ferrotok.Tokenizer.from_file(TESTDATA / "hf" / "bert-uncased-minilm.tokenizer.json")
+    mine.no_padding()
+    mine.no_truncation()
+    docs = [d for d in texts() if len(mine.encode(d)) > 12] * 10
+    mine.enable_truncation(8)
+    calls: list[set[int]] = []
+
+    def work() -> None:
+        for _ in range(20):
+            calls.append({len(e) for e in mine.encode_batch(docs)})
+
+    t = threading.Thread(target=work)
+    t.start()
+    i = 0
+    while t.is_alive():
+        mine.enable_truncation(8 + i % 5)
+        i += 1
+    t.join()
+    # Every long document reaches the cap, and each call used one cap throughout.
+    assert len(calls) == 20 and all(len(c) == 1 and c <= {8, 9, 10, 11, 12} for c in calls), calls
+    assert i > 0

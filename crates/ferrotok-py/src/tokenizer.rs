@@ -6,7 +6,9 @@ use std::sync::Arc;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
 
-use ferrotok::hf::HfTokenizer;
+use std::sync::RwLock;
+
+use ferrotok::hf::{HfTokenizer, LengthSettings, Padding};
 use ferrotok::{parallel, Rank};
 
 use crate::convert::{texts, Text};
@@ -60,6 +62,9 @@ impl PyTokenizerEncoding {
 pub struct PyTokenizer {
     inner: Arc<HfTokenizer>,
     source: Source,
+    /// Truncation and padding (the file's until changed). Calls copy them when they start, so
+    /// a change never disturbs a call in flight.
+    length: RwLock<LengthSettings>,
 }
 
 /// What a tokenizer was loaded from (kept for `to_str`, pickling and corpus-job identity).
@@ -156,9 +161,11 @@ impl PyTokenizer {
     ) -> PyResult<PyTokenizerEncoding> {
         let text = Text::extract(sequence, "sequence")?;
         let inner = self.inner.clone();
-        let (ids, real) =
-            detach(py, text.as_str().len(), || inner.encode_with_length(text.as_str(), add_special_tokens))
-                .map_err(py_err(py))?;
+        let settings = self.settings();
+        let (ids, real) = detach(py, text.as_str().len(), || {
+            inner.encode_with_settings(text.as_str(), add_special_tokens, &settings)
+        })
+        .map_err(py_err(py))?;
         Ok(PyTokenizerEncoding { ids, real, tokenizer: self.inner.clone() })
     }
 
@@ -175,11 +182,12 @@ impl PyTokenizer {
         let inner = self.inner.clone();
         let threads = parallel::num_threads(num_threads);
         let total: usize = items.iter().map(|t| t.as_str().len()).sum();
+        let settings = self.settings();
         let all = detach(py, total, || {
-            parallel::map(&items, threads, |t| inner.encode_with_length(t.as_str(), add_special_tokens))
+            parallel::map(&items, threads, |t| inner.encode_with_settings(t.as_str(), add_special_tokens, &settings))
         });
         let mut all: Vec<(Vec<Rank>, usize)> = all.into_iter().collect::<Result<_, _>>().map_err(py_err(py))?;
-        self.inner.pad_batch(&mut all);
+        HfTokenizer::pad_batch_with(&mut all, &settings);
         Ok(all
             .into_iter()
             .map(|(ids, real)| PyTokenizerEncoding { ids, real, tokenizer: self.inner.clone() })
@@ -235,6 +243,94 @@ impl PyTokenizer {
         Ok(d)
     }
 
+    /// Truncates every encoding to at most `max_length` ids (special tokens included), from
+    /// the right. A stride, another strategy or the left direction raise `UnsupportedError`.
+    #[pyo3(signature = (max_length, stride = 0, strategy = "longest_first", direction = "right"))]
+    fn enable_truncation(
+        &self,
+        py: Python<'_>,
+        max_length: usize,
+        stride: usize,
+        strategy: &str,
+        direction: &str,
+    ) -> PyResult<()> {
+        if stride != 0 || !matches!(strategy, "longest_first" | "only_first") || direction != "right" {
+            return Err(new_err(
+                crate::errors::unsupported_error(py),
+                format!(
+                    "enable_truncation: stride={stride}, strategy={strategy:?}, direction={direction:?} is not \
+                     supported yet (stride 0, longest_first or only_first, right)"
+                ),
+            ));
+        }
+        self.update(|l| l.truncate = Some(max_length));
+        Ok(())
+    }
+
+    /// Turns truncation off.
+    fn no_truncation(&self) {
+        self.update(|l| l.truncate = None);
+    }
+
+    /// Pads every encoding (`length=None`: a batch to its longest), on the right. `pad_id`
+    /// defaults to the id of `pad_token` when that is a token, else 0.
+    #[pyo3(signature = (direction = "right", pad_id = None, pad_type_id = 0, pad_token = "[PAD]", length = None, pad_to_multiple_of = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn enable_padding(
+        &self,
+        py: Python<'_>,
+        direction: &str,
+        pad_id: Option<Rank>,
+        pad_type_id: u32,
+        pad_token: &str,
+        length: Option<usize>,
+        pad_to_multiple_of: Option<usize>,
+    ) -> PyResult<()> {
+        if direction != "right" || pad_type_id != 0 {
+            return Err(new_err(
+                crate::errors::unsupported_error(py),
+                format!(
+                    "enable_padding: direction={direction:?}, pad_type_id={pad_type_id} is not supported yet \
+                     (right, 0)"
+                ),
+            ));
+        }
+        let pad_id = pad_id.or_else(|| self.inner.token_to_id(pad_token)).unwrap_or(0);
+        self.update(|l| l.padding = Some(Padding { length, multiple_of: pad_to_multiple_of, pad_id }));
+        Ok(())
+    }
+
+    /// Turns padding off.
+    fn no_padding(&self) {
+        self.update(|l| l.padding = None);
+    }
+
+    /// The truncation settings, or None.
+    #[getter]
+    fn truncation<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let Some(max_length) = self.settings().truncate else { return Ok(None) };
+        let d = PyDict::new(py);
+        d.set_item("max_length", max_length)?;
+        d.set_item("stride", 0)?;
+        d.set_item("strategy", "longest_first")?;
+        d.set_item("direction", "right")?;
+        Ok(Some(d))
+    }
+
+    /// The padding settings, or None.
+    #[getter]
+    fn padding<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let Some(p) = self.settings().padding else { return Ok(None) };
+        let d = PyDict::new(py);
+        d.set_item("length", p.length)?;
+        d.set_item("pad_to_multiple_of", p.multiple_of)?;
+        d.set_item("pad_id", p.pad_id)?;
+        d.set_item("pad_token", self.inner.id_to_token(p.pad_id))?;
+        d.set_item("pad_type_id", 0)?;
+        d.set_item("direction", "right")?;
+        Ok(Some(d))
+    }
+
     fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
         let py = slf.py();
         let ty = py.get_type::<Self>();
@@ -260,14 +356,29 @@ impl PyTokenizer {
 }
 
 impl PyTokenizer {
+    fn new(inner: HfTokenizer, source: Source) -> Self {
+        let length = RwLock::new(inner.length());
+        Self { inner: Arc::new(inner), source, length }
+    }
+
+    /// The current truncation and padding (a copy).
+    fn settings(&self) -> LengthSettings {
+        // A poisoned lock still holds valid settings (they are plain values).
+        *self.length.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn update(&self, change: impl FnOnce(&mut LengthSettings)) {
+        change(&mut self.length.write().unwrap_or_else(std::sync::PoisonError::into_inner));
+    }
+
     fn build(py: Python<'_>, json: String, name: &str) -> PyResult<Self> {
         let inner = detach(py, json.len(), || HfTokenizer::from_json(&json, name)).map_err(py_err(py))?;
-        Ok(Self { inner: Arc::new(inner), source: Source::Json(json.into()) })
+        Ok(Self::new(inner, Source::Json(json.into())))
     }
 
     fn build_sentencepiece(py: Python<'_>, model: Vec<u8>, name: &str, add_bos: bool, add_eos: bool) -> PyResult<Self> {
         let inner = detach(py, model.len(), || HfTokenizer::from_sentencepiece(&model, name, add_bos, add_eos))
             .map_err(py_err(py))?;
-        Ok(Self { inner: Arc::new(inner), source: Source::SentencePiece { model: model.into(), add_bos, add_eos } })
+        Ok(Self::new(inner, Source::SentencePiece { model: model.into(), add_bos, add_eos }))
     }
 }

@@ -104,6 +104,23 @@ enum TemplatePiece {
     Sequence,
 }
 
+/// Padding: to `length` (or the batch's longest when `None`), rounded up to a multiple of
+/// `multiple_of`, with `pad_id`, on the right.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Padding {
+    pub length: Option<usize>,
+    pub multiple_of: Option<usize>,
+    pub pad_id: Rank,
+}
+
+/// Truncation (at most this many ids, the template's included; from the right, stride 0) and
+/// padding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LengthSettings {
+    pub truncate: Option<usize>,
+    pub padding: Option<Padding>,
+}
+
 /// A `tokenizer.json` tokenizer (the supported subset; see the module notes).
 #[derive(Debug, Clone)]
 pub struct HfTokenizer {
@@ -431,14 +448,32 @@ impl HfTokenizer {
 
     /// `encode` and the number of ids before padding.
     pub fn encode_with_length(&self, text: &str, add_special_tokens: bool) -> Result<(Vec<Rank>, usize)> {
-        let mut ids = self.encode_inner(text, add_special_tokens, self.truncate)?;
+        self.encode_with_settings(text, add_special_tokens, &self.length())
+    }
+
+    /// The truncation and padding the file asks for.
+    pub fn length(&self) -> LengthSettings {
+        LengthSettings {
+            truncate: self.truncate,
+            padding: self.padding.map(|(length, multiple_of, pad_id)| Padding { length, multiple_of, pad_id }),
+        }
+    }
+
+    /// `encode_with_length` with the given truncation and padding instead of the file's.
+    pub fn encode_with_settings(
+        &self,
+        text: &str,
+        add_special_tokens: bool,
+        settings: &LengthSettings,
+    ) -> Result<(Vec<Rank>, usize)> {
+        let mut ids = self.encode_inner(text, add_special_tokens, settings.truncate)?;
         let real = ids.len();
-        if let Some((fixed, multiple, pad)) = self.padding {
-            let mut target = fixed.unwrap_or(real).max(real);
-            if let Some(m) = multiple.filter(|&m| m > 0) {
+        if let Some(p) = settings.padding {
+            let mut target = p.length.unwrap_or(real).max(real);
+            if let Some(m) = p.multiple_of.filter(|&m| m > 0) {
                 target = target.div_ceil(m) * m;
             }
-            ids.resize(target, pad);
+            ids.resize(target, p.pad_id);
         }
         Ok((ids, real))
     }
@@ -446,13 +481,18 @@ impl HfTokenizer {
     /// Pads a batch from `encode_with_length` to its longest member when the file pads to the
     /// batch's longest (`BatchLongest`); otherwise leaves it as it is.
     pub fn pad_batch(&self, batch: &mut [(Vec<Rank>, usize)]) {
-        if let Some((None, multiple, pad)) = self.padding {
+        Self::pad_batch_with(batch, &self.length());
+    }
+
+    /// `pad_batch` with the given settings.
+    pub fn pad_batch_with(batch: &mut [(Vec<Rank>, usize)], settings: &LengthSettings) {
+        if let Some(Padding { length: None, multiple_of, pad_id }) = settings.padding {
             let mut target = batch.iter().map(|(ids, _)| ids.len()).max().unwrap_or(0);
-            if let Some(m) = multiple.filter(|&m| m > 0) {
+            if let Some(m) = multiple_of.filter(|&m| m > 0) {
                 target = target.div_ceil(m) * m;
             }
             for (ids, _) in batch {
-                ids.resize(target, pad);
+                ids.resize(target, pad_id);
             }
         }
     }
