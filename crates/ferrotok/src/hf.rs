@@ -573,7 +573,10 @@ impl HfTokenizer {
         let text = &*text;
         if let Some(wp) = &self.wordpiece {
             for w in words(text, wp.split) {
-                wp.encode_word(w, out);
+                self.cached(w.as_bytes(), out, |out| {
+                    wp.encode_word(w, out);
+                    Ok(())
+                })?;
             }
             return Ok(());
         }
@@ -604,28 +607,38 @@ impl HfTokenizer {
                 return Ok(());
             }
         }
-        if piece.len() > CACHE_MAX_PIECE {
-            return self.merge_piece(piece, out);
+        self.cached(piece, out, |out| self.merge_piece(piece, out))
+    }
+
+    /// The ids of `key` from the per-thread cache, or from `compute` (then cached).
+    fn cached(
+        &self,
+        key: &[u8],
+        out: &mut Vec<Rank>,
+        compute: impl FnOnce(&mut Vec<Rank>) -> Result<()>,
+    ) -> Result<()> {
+        if key.len() > CACHE_MAX_PIECE {
+            return compute(out);
         }
         let hit = PIECES.with(|c| {
             let c = c.try_borrow().ok()?;
             if c.0 != self.cache_id {
                 return None;
             }
-            c.1.get(piece).map(|ids| out.extend_from_slice(ids))
+            c.1.get(key).map(|ids| out.extend_from_slice(ids))
         });
         if hit.is_some() {
             return Ok(());
         }
         let start = out.len();
-        self.merge_piece(piece, out)?;
+        compute(out)?;
         PIECES.with(|c| {
             if let Ok(mut c) = c.try_borrow_mut() {
                 if c.0 != self.cache_id || c.1.len() >= CACHE_ENTRIES {
                     c.0 = self.cache_id;
                     c.1.clear();
                 }
-                c.1.insert(piece.into(), out[start..].into());
+                c.1.insert(key.into(), out[start..].into());
             }
         });
         Ok(())
@@ -1109,6 +1122,10 @@ fn parse_length(cx: &Ctx<'_>, root: &Value, token_to_id: &FxHashMap<String, Rank
 }
 
 fn is_bert_punct(c: char) -> bool {
+    if c.is_ascii() {
+        // Every ASCII character in a Unicode punctuation category is ASCII punctuation.
+        return c.is_ascii_punctuation();
+    }
     c.is_ascii_punctuation() || unicode_categories::UnicodeCategories::is_punctuation(c)
 }
 
@@ -1119,32 +1136,67 @@ fn is_chinese_char(c: char) -> bool {
 /// BERT's normalizer as `tokenizers` implements it.
 fn bert_normalize(text: &str, clean_text: bool, chinese: bool, strip_accents: bool, lowercase: bool) -> String {
     use unicode_categories::UnicodeCategories;
+    // One pass. ASCII characters are handled inline; runs of other characters go through NFD
+    // (with marks dropped) and lowercasing together. Splitting NFD at ASCII characters is exact:
+    // they are starters (combining class 0), which canonical reordering never moves across.
     let mut out = String::with_capacity(text.len() + 8);
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut String| {
+        if run.is_empty() {
+            return;
+        }
+        let lower = |c: char, out: &mut String| {
+            if lowercase {
+                out.extend(c.to_lowercase());
+            } else {
+                out.push(c);
+            }
+        };
+        if strip_accents {
+            for (c, _) in run.nfd() {
+                if !c.is_mark_nonspacing() {
+                    lower(c, out);
+                }
+            }
+        } else {
+            run.chars().for_each(|c| lower(c, out));
+        }
+        run.clear();
+    };
     for c in text.chars() {
+        if c.is_ascii() {
+            flush(&mut run, &mut out);
+            // Controls other than \t \n \r (Cc, "other") go first, then whitespace is a space.
+            let c = match c {
+                '\t' | '\n' | '\r' if clean_text => ' ',
+                '\0'..='\x1f' | '\x7f' if clean_text => continue,
+                c if lowercase => c.to_ascii_lowercase(),
+                c => c,
+            };
+            out.push(c);
+            continue;
+        }
         if clean_text {
-            let control = !matches!(c, '\t' | '\n' | '\r') && c.is_other();
-            if c == '\0' || c == '\u{fffd}' || control {
+            if c == '\u{fffd}' || c.is_other() {
                 continue;
             }
-            if matches!(c, '\t' | '\n' | '\r') || c.is_whitespace() {
+            if c.is_whitespace() {
+                flush(&mut run, &mut out);
                 out.push(' ');
                 continue;
             }
         }
         if chinese && is_chinese_char(c) {
+            flush(&mut run, &mut out);
             out.push(' ');
-            out.push(c);
+            run.push(c);
+            flush(&mut run, &mut out);
             out.push(' ');
         } else {
-            out.push(c);
+            run.push(c);
         }
     }
-    if strip_accents {
-        out = out.nfd().map(|(c, _)| c).filter(|c| !c.is_mark_nonspacing()).collect();
-    }
-    if lowercase {
-        out = out.chars().flat_map(char::to_lowercase).collect();
-    }
+    flush(&mut run, &mut out);
     out
 }
 
