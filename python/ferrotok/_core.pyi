@@ -192,6 +192,26 @@ class Tokenizer:
     def from_buffer(buffer: bytes) -> Tokenizer:
         """Parses a `tokenizer.json` given as bytes."""
     @staticmethod
+    def from_wordpiece_vocab(
+        path: str | PathLike[str],
+        /,
+        *,
+        lowercase: bool = True,
+        unk_token: str = "[UNK]",
+        sep_token: str = "[SEP]",
+        cls_token: str = "[CLS]",
+        pad_token: str = "[PAD]",
+        mask_token: str = "[MASK]",
+        clean_text: bool = True,
+        handle_chinese_chars: bool = True,
+        strip_accents: bool | None = None,
+        wordpieces_prefix: str = "##",
+    ) -> Tokenizer:
+        """A BERT tokenizer from a WordPiece `vocab.txt` (one token per line, ids by line), built
+        as `tokenizers`' `BertWordPieceTokenizer` builds it: BertNormalizer, BertPreTokenizer,
+        WordPiece, `[CLS] … [SEP]`, the WordPiece decoder; the special tokens that are in the
+        vocabulary are added as special tokens."""
+    @staticmethod
     def from_sentencepiece(path: str | PathLike[str], /, *, add_bos: bool = False, add_eos: bool = False) -> Tokenizer:
         """Loads a SentencePiece `.model` file. `encode` gives the ids of
         `sentencepiece.SentencePieceProcessor.encode`; `add_bos`/`add_eos` add `<s>`/`</s>` when

@@ -310,3 +310,26 @@ def test_changing_settings_does_not_disturb_calls_in_flight() -> None:
     # Every long document reaches the cap, and each call used one cap throughout.
     assert len(calls) == 20 and all(len(c) == 1 and c <= {8, 9, 10, 11, 12} for c in calls), calls
     assert i > 0
+
+
+@pytest.mark.parametrize("lowercase", [True, False])
+def test_wordpiece_vocab_txt_matches_bert_wordpiece_tokenizer(lowercase: bool, tmp_path: Path) -> None:
+    from tokenizers.implementations import BertWordPieceTokenizer
+
+    vocab = TESTDATA / "hf" / "bert-uncased-minilm.vocab.txt"
+    ref = BertWordPieceTokenizer(str(vocab), lowercase=lowercase)
+    mine = ferrotok.Tokenizer.from_wordpiece_vocab(vocab, lowercase=lowercase)
+    docs = texts()[:120] + ["Hello, y'all! How are you 😁 ?", "[CLS] [MASK] x [SEP]", "", "naïve café ＡＢＣ"]
+    for d in docs:
+        r, m = ref.encode(d), mine.encode(d)
+        assert m.ids == r.ids and m.tokens == r.tokens, d[:80]
+        assert mine.decode(m.ids) == ref.decode(r.ids)
+        assert mine.encode(d, add_special_tokens=False).ids == ref.encode(d, add_special_tokens=False).ids
+    assert mine.get_vocab() == ref.get_vocab()
+    assert pickle.loads(pickle.dumps(mine)).encode("hello world").ids == mine.encode("hello world").ids
+    bad = tmp_path / "vocab.txt"
+    bad.write_text("a\nb\n", encoding="utf-8")
+    with pytest.raises(ferrotok.VocabError, match=r"\[SEP\]"):
+        ferrotok.Tokenizer.from_wordpiece_vocab(bad)
+    with pytest.raises(ferrotok.FileError):
+        ferrotok.Tokenizer.from_wordpiece_vocab(tmp_path / "missing.txt")

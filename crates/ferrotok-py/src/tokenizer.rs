@@ -122,6 +122,68 @@ impl PyTokenizer {
         Self::build(py, json, "<tokenizer.json>")
     }
 
+    /// A BERT tokenizer from a WordPiece `vocab.txt` (one token per line, ids by line), built
+    /// as `tokenizers`' `BertWordPieceTokenizer` builds it: BertNormalizer, BertPreTokenizer,
+    /// WordPiece, `[CLS] … [SEP]`, the WordPiece decoder; the special tokens that are in the
+    /// vocabulary are added as special tokens.
+    #[staticmethod]
+    #[pyo3(signature = (path, /, *, lowercase = true, unk_token = "[UNK]", sep_token = "[SEP]", cls_token = "[CLS]", pad_token = "[PAD]", mask_token = "[MASK]", clean_text = true, handle_chinese_chars = true, strip_accents = None, wordpieces_prefix = "##"))]
+    #[allow(clippy::too_many_arguments)]
+    fn from_wordpiece_vocab(
+        py: Python<'_>,
+        path: std::path::PathBuf,
+        lowercase: bool,
+        unk_token: &str,
+        sep_token: &str,
+        cls_token: &str,
+        pad_token: &str,
+        mask_token: &str,
+        clean_text: bool,
+        handle_chinese_chars: bool,
+        strip_accents: Option<bool>,
+        wordpieces_prefix: &str,
+    ) -> PyResult<Self> {
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| new_err(crate::errors::file_error(py), format!("cannot read {}: {e}", path.display())))?;
+        // As `tokenizers` reads it: a token per line, trailing whitespace trimmed, a later
+        // duplicate taking the id.
+        let mut vocab = serde_json::Map::new();
+        for (id, line) in text.lines().enumerate() {
+            vocab.insert(line.trim_end().to_owned(), serde_json::Value::from(id));
+        }
+        let id = |t: &str| vocab.get(t).and_then(serde_json::Value::as_u64);
+        let added: Vec<serde_json::Value> = [unk_token, sep_token, cls_token, pad_token, mask_token]
+            .iter()
+            .filter_map(|&t| id(t).map(|i| (t, i)))
+            .map(|(t, i)| {
+                serde_json::json!({"id": i, "content": t, "single_word": false, "lstrip": false, "rstrip": false,
+                                   "normalized": false, "special": true})
+            })
+            .collect();
+        let missing = |t: &str| {
+            new_err(
+                crate::errors::vocab_error(py),
+                format!("{}: {t:?} is not in the vocabulary (needed for [CLS] … [SEP])", path.display()),
+            )
+        };
+        let sep = id(sep_token).ok_or_else(|| missing(sep_token))?;
+        let cls = id(cls_token).ok_or_else(|| missing(cls_token))?;
+        let json = serde_json::json!({
+            "version": "1.0",
+            "truncation": null,
+            "padding": null,
+            "added_tokens": added,
+            "normalizer": {"type": "BertNormalizer", "clean_text": clean_text, "handle_chinese_chars": handle_chinese_chars,
+                           "strip_accents": strip_accents, "lowercase": lowercase},
+            "pre_tokenizer": {"type": "BertPreTokenizer"},
+            "post_processor": {"type": "BertProcessing", "sep": [sep_token, sep], "cls": [cls_token, cls]},
+            "decoder": {"type": "WordPiece", "prefix": wordpieces_prefix, "cleanup": true},
+            "model": {"type": "WordPiece", "unk_token": unk_token, "continuing_subword_prefix": wordpieces_prefix,
+                      "max_input_chars_per_word": 100, "vocab": vocab},
+        });
+        Self::build(py, json.to_string(), &path.display().to_string())
+    }
+
     /// Loads a SentencePiece `.model` file. `encode` gives the ids of
     /// `sentencepiece.SentencePieceProcessor.encode`; `add_bos`/`add_eos` add `<s>`/`</s>` when
     /// `add_special_tokens` is true.
