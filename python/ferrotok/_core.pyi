@@ -220,7 +220,13 @@ class Tokenizer:
     def from_sentencepiece_buffer(buffer: bytes, /, *, add_bos: bool = False, add_eos: bool = False) -> Tokenizer:
         """`from_sentencepiece` for a model given as bytes."""
     @staticmethod
-    def _from_sentencepiece_state(buffer: bytes, add_bos: bool, add_eos: bool) -> Tokenizer: ...
+    def _from_state(
+        data: bytes,
+        sentencepiece: tuple[bool, bool] | None,
+        truncate: int | None,
+        padding: tuple[int | None, int | None, int] | None,
+    ) -> Tokenizer:
+        """Rebuilds a pickled tokenizer."""
     def to_str(self) -> str:
         """The `tokenizer.json` this tokenizer was loaded from (`UnsupportedError` for a
         SentencePiece model)."""

@@ -333,3 +333,17 @@ def test_wordpiece_vocab_txt_matches_bert_wordpiece_tokenizer(lowercase: bool, t
         ferrotok.Tokenizer.from_wordpiece_vocab(bad)
     with pytest.raises(ferrotok.FileError):
         ferrotok.Tokenizer.from_wordpiece_vocab(tmp_path / "missing.txt")
+
+
+def test_pickle_keeps_padding_and_truncation_changed_after_loading() -> None:
+    mine = ferrotok.Tokenizer.from_file(TESTDATA / "hf" / "bert-uncased-minilm.tokenizer.json")
+    mine.enable_truncation(10)
+    mine.enable_padding(pad_id=0, pad_token="[PAD]", pad_to_multiple_of=4)
+    again = pickle.loads(pickle.dumps(mine))
+    assert again.truncation == mine.truncation and again.padding == mine.padding
+    docs = texts()[:20]
+    assert [e.ids for e in again.encode_batch(docs)] == [e.ids for e in mine.encode_batch(docs)]
+    mine.no_padding()
+    mine.no_truncation()
+    again = pickle.loads(pickle.dumps(mine))
+    assert again.truncation is None and again.padding is None

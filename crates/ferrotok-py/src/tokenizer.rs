@@ -393,23 +393,37 @@ impl PyTokenizer {
         Ok(Some(d))
     }
 
+    /// Pickles by value: the source file and the current truncation and padding.
     fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
         let py = slf.py();
-        let ty = py.get_type::<Self>();
-        match &slf.get().source {
-            Source::Json(json) => Ok((ty.getattr("from_str")?, PyTuple::new(py, [json.to_string()])?)),
-            Source::SentencePiece { model, add_bos, add_eos } => {
-                // `from_sentencepiece_buffer(buffer, add_bos=..., add_eos=...)` via a helper that
-                // takes them positionally.
-                let args = (PyBytes::new(py, model), *add_bos, *add_eos).into_pyobject(py)?;
-                Ok((ty.getattr("_from_sentencepiece_state")?, args))
-            }
-        }
+        let this = slf.get();
+        let l = this.settings();
+        let padding = l.padding.map(|p| (p.length, p.multiple_of, p.pad_id));
+        let (data, sp) = match &this.source {
+            Source::Json(json) => (PyBytes::new(py, json.as_bytes()), None),
+            Source::SentencePiece { model, add_bos, add_eos } => (PyBytes::new(py, model), Some((*add_bos, *add_eos))),
+        };
+        let args = (data, sp, l.truncate, padding).into_pyobject(py)?;
+        Ok((py.get_type::<Self>().getattr("_from_state")?, args))
     }
 
+    /// Rebuilds a pickled tokenizer.
     #[staticmethod]
-    fn _from_sentencepiece_state(py: Python<'_>, buffer: Vec<u8>, add_bos: bool, add_eos: bool) -> PyResult<Self> {
-        Self::build_sentencepiece(py, buffer, "<sentencepiece model>", add_bos, add_eos)
+    #[allow(clippy::type_complexity)]
+    fn _from_state(
+        py: Python<'_>,
+        data: Vec<u8>,
+        sentencepiece: Option<(bool, bool)>,
+        truncate: Option<usize>,
+        padding: Option<(Option<usize>, Option<usize>, Rank)>,
+    ) -> PyResult<Self> {
+        let this = match sentencepiece {
+            Some((add_bos, add_eos)) => Self::build_sentencepiece(py, data, "<sentencepiece model>", add_bos, add_eos)?,
+            None => Self::from_buffer(py, data)?,
+        };
+        let padding = padding.map(|(length, multiple_of, pad_id)| Padding { length, multiple_of, pad_id });
+        this.update(|l| *l = LengthSettings { truncate, padding });
+        Ok(this)
     }
 
     fn __repr__(&self) -> String {
