@@ -247,6 +247,13 @@ class Tokenizer:
     def get_vocab_size(self, with_added_tokens: bool = True) -> int: ...
     def get_vocab(self, with_added_tokens: bool = True) -> dict[str, int]:
         """Token → id for every token (added tokens included when `with_added_tokens`)."""
+    def add_tokens(self, tokens: Sequence[str]) -> int:
+        """Adds tokens matched in the raw text before anything else, as `tokenizers` does: a token
+        already in the vocabulary keeps its id, a new one takes the next id. Returns how many
+        were added (empty strings and tokens added before are skipped). Tokens added this way
+        are normalized tokens: with a normalizer in the pipeline that raises `UnsupportedError`."""
+    def add_special_tokens(self, tokens: Sequence[str]) -> int:
+        """`add_tokens` for special tokens (never normalized; left out by `decode` by default)."""
     def enable_truncation(
         self, max_length: int, stride: int = 0, strategy: str = "longest_first", direction: str = "right"
     ) -> None:

@@ -347,3 +347,32 @@ def test_pickle_keeps_padding_and_truncation_changed_after_loading() -> None:
     mine.no_truncation()
     again = pickle.loads(pickle.dumps(mine))
     assert again.truncation is None and again.padding is None
+
+
+def test_add_tokens_and_add_special_tokens_match_tokenizers(zoo_files: dict[str, tokenizers.Tokenizer]) -> None:
+    json_text = zoo_files["gpt2-style"].to_str()
+    ref = tokenizers.Tokenizer.from_str(json_text)
+    mine = ferrotok.Tokenizer.from_str(json_text)
+    for t in (ref, mine):
+        assert t.add_tokens(["hello", "<|mine|>", "", "zzqx"]) == 3
+        assert t.add_special_tokens(["<|sp|>", "hello", "<|mine|>"]) == 3  # two re-added as special
+        assert t.add_special_tokens(["<|sp|>"]) == 0
+    docs = [d + " <|mine|>hello zzqx<|sp|>" for d in texts()[:40]] + ["<|sp|><|sp|>", "hellohello"]
+    for d in docs:
+        assert mine.encode(d).ids == ref.encode(d).ids
+        ids = ref.encode(d).ids
+        assert mine.decode(ids) == ref.decode(ids)
+        assert mine.decode(ids, skip_special_tokens=False) == ref.decode(ids, skip_special_tokens=False)
+    assert mine.get_vocab() == ref.get_vocab()
+    assert mine.get_vocab_size() == ref.get_vocab_size()
+    again = pickle.loads(pickle.dumps(mine))
+    assert again.encode(docs[0]).ids == mine.encode(docs[0]).ids
+    bert = ferrotok.Tokenizer.from_file(TESTDATA / "hf" / "bert-uncased-minilm.tokenizer.json")
+    before = bert.encode("hello <ent> world").ids
+    with pytest.raises(ferrotok.UnsupportedError, match="normalization"):
+        bert.add_tokens(["foo"])
+    assert bert.encode("hello <ent> world").ids == before  # a refused change leaves it as it was
+    assert bert.add_special_tokens(["<ent>"]) == 1
+    bert_ref = tokenizers.Tokenizer.from_file(str(TESTDATA / "hf" / "bert-uncased-minilm.tokenizer.json"))
+    bert_ref.add_special_tokens(["<ent>"])
+    assert bert.encode("hello <ent> world").ids == bert_ref.encode("hello <ent> world").ids

@@ -60,14 +60,16 @@ impl PyTokenizerEncoding {
 /// else fails to load with `UnsupportedError` naming the component.
 #[pyclass(frozen, module = "ferrotok", name = "Tokenizer")]
 pub struct PyTokenizer {
-    inner: Arc<HfTokenizer>,
-    source: Source,
+    /// The tokenizer and what it was loaded from; `add_tokens` swaps in a new pair (calls in
+    /// flight keep the one they started with).
+    model: RwLock<(Arc<HfTokenizer>, Source)>,
     /// Truncation and padding (the file's until changed). Calls copy them when they start, so
     /// a change never disturbs a call in flight.
     length: RwLock<LengthSettings>,
 }
 
 /// What a tokenizer was loaded from (kept for `to_str`, pickling and corpus-job identity).
+#[derive(Clone)]
 enum Source {
     Json(Arc<str>),
     SentencePiece { model: Arc<[u8]>, add_bos: bool, add_eos: bool },
@@ -75,12 +77,16 @@ enum Source {
 
 impl PyTokenizer {
     pub fn core(&self) -> Arc<HfTokenizer> {
-        self.inner.clone()
+        self.model.read().unwrap_or_else(std::sync::PoisonError::into_inner).0.clone()
+    }
+
+    fn source(&self) -> Source {
+        self.model.read().unwrap_or_else(std::sync::PoisonError::into_inner).1.clone()
     }
 
     /// The bytes that identify this tokenizer (its file, and its options).
     pub fn identity(&self) -> Vec<u8> {
-        match &self.source {
+        match &self.source() {
             Source::Json(json) => json.as_bytes().to_vec(),
             Source::SentencePiece { model, add_bos, add_eos } => {
                 ferrotok_data::tokenizer::sentencepiece_identity(model, *add_bos, *add_eos)
@@ -90,7 +96,7 @@ impl PyTokenizer {
 
     /// The kind of file it came from, for messages and manifests.
     pub fn kind_name(&self) -> &'static str {
-        match self.source {
+        match self.source() {
             Source::Json(_) => "tokenizer.json",
             Source::SentencePiece { .. } => "sentencepiece.model",
         }
@@ -204,7 +210,7 @@ impl PyTokenizer {
 
     /// The `tokenizer.json` this tokenizer was loaded from.
     fn to_str(&self, py: Python<'_>) -> PyResult<String> {
-        match &self.source {
+        match &self.source() {
             Source::Json(json) => Ok(json.to_string()),
             Source::SentencePiece { .. } => Err(new_err(
                 crate::errors::unsupported_error(py),
@@ -222,13 +228,13 @@ impl PyTokenizer {
         add_special_tokens: bool,
     ) -> PyResult<PyTokenizerEncoding> {
         let text = Text::extract(sequence, "sequence")?;
-        let inner = self.inner.clone();
+        let inner = self.core();
         let settings = self.settings();
         let (ids, real) = detach(py, text.as_str().len(), || {
             inner.encode_with_settings(text.as_str(), add_special_tokens, &settings)
         })
         .map_err(py_err(py))?;
-        Ok(PyTokenizerEncoding { ids, real, tokenizer: self.inner.clone() })
+        Ok(PyTokenizerEncoding { ids, real, tokenizer: self.core() })
     }
 
     /// Encodes many texts in parallel (the GIL released).
@@ -241,7 +247,7 @@ impl PyTokenizer {
         num_threads: Option<usize>,
     ) -> PyResult<Vec<PyTokenizerEncoding>> {
         let items = texts(inputs, "inputs")?;
-        let inner = self.inner.clone();
+        let inner = self.core();
         let threads = parallel::num_threads(num_threads);
         let total: usize = items.iter().map(|t| t.as_str().len()).sum();
         let settings = self.settings();
@@ -250,17 +256,14 @@ impl PyTokenizer {
         });
         let mut all: Vec<(Vec<Rank>, usize)> = all.into_iter().collect::<Result<_, _>>().map_err(py_err(py))?;
         HfTokenizer::pad_batch_with(&mut all, &settings);
-        Ok(all
-            .into_iter()
-            .map(|(ids, real)| PyTokenizerEncoding { ids, real, tokenizer: self.inner.clone() })
-            .collect())
+        Ok(all.into_iter().map(|(ids, real)| PyTokenizerEncoding { ids, real, tokenizer: self.core() }).collect())
     }
 
     /// The number of tokens of `sequence`, without truncation or padding.
     #[pyo3(signature = (sequence, /, *, add_special_tokens = true))]
     fn count(&self, py: Python<'_>, sequence: &Bound<'_, PyAny>, add_special_tokens: bool) -> PyResult<usize> {
         let text = Text::extract(sequence, "sequence")?;
-        let inner = self.inner.clone();
+        let inner = self.core();
         detach(py, text.as_str().len(), || inner.encode_plain(text.as_str(), add_special_tokens).map(|ids| ids.len()))
             .map_err(py_err(py))
     }
@@ -268,7 +271,7 @@ impl PyTokenizer {
     /// The text of `ids`; special tokens left out unless `skip_special_tokens` is false.
     #[pyo3(signature = (ids, /, *, skip_special_tokens = true))]
     fn decode(&self, py: Python<'_>, ids: Vec<Rank>, skip_special_tokens: bool) -> PyResult<String> {
-        self.inner.decode(&ids, skip_special_tokens).map_err(py_err(py))
+        self.core().decode(&ids, skip_special_tokens).map_err(py_err(py))
     }
 
     /// `decode` for each list of ids.
@@ -279,30 +282,43 @@ impl PyTokenizer {
         sequences: Vec<Vec<Rank>>,
         skip_special_tokens: bool,
     ) -> PyResult<Vec<String>> {
-        sequences.iter().map(|ids| self.inner.decode(ids, skip_special_tokens).map_err(py_err(py))).collect()
+        sequences.iter().map(|ids| self.core().decode(ids, skip_special_tokens).map_err(py_err(py))).collect()
     }
 
     fn token_to_id(&self, token: &str) -> Option<Rank> {
-        self.inner.token_to_id(token)
+        self.core().token_to_id(token)
     }
 
     fn id_to_token(&self, id: Rank) -> Option<String> {
-        self.inner.id_to_token(id).map(str::to_owned)
+        self.core().id_to_token(id).map(str::to_owned)
     }
 
     #[pyo3(signature = (with_added_tokens = true))]
     fn get_vocab_size(&self, with_added_tokens: bool) -> usize {
-        self.inner.vocab_size(with_added_tokens)
+        self.core().vocab_size(with_added_tokens)
     }
 
     /// Token → id for every token (added tokens included when `with_added_tokens`).
     #[pyo3(signature = (with_added_tokens = true))]
     fn get_vocab<'py>(&self, py: Python<'py>, with_added_tokens: bool) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
-        for (t, id) in self.inner.vocab(with_added_tokens) {
+        for (t, id) in self.core().vocab(with_added_tokens) {
             d.set_item(t, id)?;
         }
         Ok(d)
+    }
+
+    /// Adds tokens matched in the raw text before anything else, as `tokenizers` does: a token
+    /// already in the vocabulary keeps its id, a new one takes the next id. Returns how many
+    /// were added (empty strings and tokens added before are skipped). Tokens added this way
+    /// are normalized tokens: with a normalizer in the pipeline that raises `UnsupportedError`.
+    fn add_tokens(&self, py: Python<'_>, tokens: Vec<String>) -> PyResult<usize> {
+        self.add(py, tokens, false)
+    }
+
+    /// `add_tokens` for special tokens (never normalized; left out by `decode` by default).
+    fn add_special_tokens(&self, py: Python<'_>, tokens: Vec<String>) -> PyResult<usize> {
+        self.add(py, tokens, true)
     }
 
     /// Truncates every encoding to at most `max_length` ids (special tokens included), from
@@ -357,7 +373,7 @@ impl PyTokenizer {
                 ),
             ));
         }
-        let pad_id = pad_id.or_else(|| self.inner.token_to_id(pad_token)).unwrap_or(0);
+        let pad_id = pad_id.or_else(|| self.core().token_to_id(pad_token)).unwrap_or(0);
         self.update(|l| l.padding = Some(Padding { length, multiple_of: pad_to_multiple_of, pad_id }));
         Ok(())
     }
@@ -387,7 +403,7 @@ impl PyTokenizer {
         d.set_item("length", p.length)?;
         d.set_item("pad_to_multiple_of", p.multiple_of)?;
         d.set_item("pad_id", p.pad_id)?;
-        d.set_item("pad_token", self.inner.id_to_token(p.pad_id))?;
+        d.set_item("pad_token", self.core().id_to_token(p.pad_id))?;
         d.set_item("pad_type_id", 0)?;
         d.set_item("direction", "right")?;
         Ok(Some(d))
@@ -399,7 +415,7 @@ impl PyTokenizer {
         let this = slf.get();
         let l = this.settings();
         let padding = l.padding.map(|p| (p.length, p.multiple_of, p.pad_id));
-        let (data, sp) = match &this.source {
+        let (data, sp) = match &this.source() {
             Source::Json(json) => (PyBytes::new(py, json.as_bytes()), None),
             Source::SentencePiece { model, add_bos, add_eos } => (PyBytes::new(py, model), Some((*add_bos, *add_eos))),
         };
@@ -427,14 +443,14 @@ impl PyTokenizer {
     }
 
     fn __repr__(&self) -> String {
-        format!("<Tokenizer vocab_size={}>", self.inner.vocab_size(true))
+        format!("<Tokenizer vocab_size={}>", self.core().vocab_size(true))
     }
 }
 
 impl PyTokenizer {
     fn new(inner: HfTokenizer, source: Source) -> Self {
         let length = RwLock::new(inner.length());
-        Self { inner: Arc::new(inner), source, length }
+        Self { model: RwLock::new((Arc::new(inner), source)), length }
     }
 
     /// The current truncation and padding (a copy).
@@ -445,6 +461,66 @@ impl PyTokenizer {
 
     fn update(&self, change: impl FnOnce(&mut LengthSettings)) {
         change(&mut self.length.write().unwrap_or_else(std::sync::PoisonError::into_inner));
+    }
+
+    fn add(&self, py: Python<'_>, tokens: Vec<String>, special: bool) -> PyResult<usize> {
+        let mut model = self.model.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Source::Json(json) = &model.1 else {
+            return Err(new_err(
+                crate::errors::unsupported_error(py),
+                "adding tokens to a tokenizer loaded from a SentencePiece model".into(),
+            ));
+        };
+        let bad = |e: String| new_err(crate::errors::vocab_error(py), e);
+        let mut root: serde_json::Value = serde_json::from_str(json).map_err(|e| bad(e.to_string()))?;
+        let Some(obj) = root.as_object_mut() else { return Err(bad("tokenizer.json is not an object".into())) };
+        let list = obj.entry("added_tokens").or_insert_with(|| serde_json::Value::Array(Vec::new()));
+        if list.is_null() {
+            *list = serde_json::Value::Array(Vec::new());
+        }
+        let Some(list) = list.as_array_mut() else { return Err(bad("added_tokens is not a list".into())) };
+        let core = &model.0;
+        let model_size = core.vocab_size(false) as u64;
+        let mut count = 0;
+        for t in tokens {
+            // As `tokenizers`: the same token with the same options is skipped; with other
+            // options it replaces the earlier entry (keeping its id).
+            let same = |a: &serde_json::Value| a.get("content").and_then(serde_json::Value::as_str) == Some(t.as_str());
+            let flag = |a: &serde_json::Value, k: &str| a.get(k).and_then(serde_json::Value::as_bool).unwrap_or(false);
+            let identical = |a: &serde_json::Value| {
+                same(a)
+                    && flag(a, "special") == special
+                    && flag(a, "normalized") != special
+                    && !flag(a, "lstrip")
+                    && !flag(a, "rstrip")
+                    && !flag(a, "single_word")
+            };
+            if t.is_empty() || list.iter().any(identical) {
+                continue;
+            }
+            if let Some(a) = list.iter_mut().find(|a| same(a)) {
+                let id = a.get("id").cloned().unwrap_or(serde_json::Value::Null);
+                *a = serde_json::json!({"id": id, "content": t, "single_word": false, "lstrip": false,
+                                        "rstrip": false, "normalized": !special, "special": special});
+                count += 1;
+                continue;
+            }
+            let id = match core.token_to_id(&t) {
+                Some(id) => u64::from(id),
+                None => match list.iter().filter_map(|a| a.get("id").and_then(serde_json::Value::as_u64)).max() {
+                    None => model_size,
+                    Some(max) if max >= model_size || model_size == 0 => max + 1,
+                    Some(_) => model_size,
+                },
+            };
+            list.push(serde_json::json!({"id": id, "content": t, "single_word": false, "lstrip": false,
+                                         "rstrip": false, "normalized": !special, "special": special}));
+            count += 1;
+        }
+        let json = root.to_string();
+        let inner = detach(py, json.len(), || HfTokenizer::from_json(&json, "<tokenizer.json>")).map_err(py_err(py))?;
+        *model = (Arc::new(inner), Source::Json(json.into()));
+        Ok(count)
     }
 
     fn build(py: Python<'_>, json: String, name: &str) -> PyResult<Self> {
