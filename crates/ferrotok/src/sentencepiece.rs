@@ -181,55 +181,61 @@ impl CharsMap {
         Ok(Self { units, normalized: blob[4 + size..].to_vec() })
     }
 
-    /// The longest rule that is a prefix of `s`: (its length, its replacement). Darts-clone's
-    /// `commonPrefixSearch`, with every index checked.
-    fn longest(&self, s: &[u8]) -> Option<(usize, &[u8])> {
+    /// Darts-clone's `commonPrefixSearch` over `s`, with every index checked: calls `leaf(len,
+    /// value)` for each rule that is a prefix of `s`, shortest first, and says whether the walk
+    /// went through all of `s` (some rule starts with `s`).
+    fn walk(&self, s: &[u8], mut leaf: impl FnMut(usize, usize)) -> bool {
         fn offset(u: u32) -> usize {
             ((u >> 10) << ((u & (1 << 9)) >> 6)) as usize
         }
-        fn label(u: u32) -> u32 {
-            u & ((1 << 31) | 0xFF)
-        }
-        let mut id = offset(*self.units.first()?);
-        let mut best = None;
+        let Some(&first) = self.units.first() else { return false };
+        let mut id = offset(first);
         for (i, &b) in s.iter().enumerate() {
             id ^= b as usize;
-            let Some(&unit) = self.units.get(id) else { break };
-            if label(unit) != u32::from(b) {
-                break;
+            let Some(&unit) = self.units.get(id) else { return false };
+            if unit & ((1 << 31) | 0xFF) != u32::from(b) {
+                return false;
             }
             id ^= offset(unit);
             if (unit >> 8) & 1 == 1 {
-                let Some(&leaf) = self.units.get(id) else { break };
-                best = Some((i + 1, (leaf & 0x7FFF_FFFF) as usize));
+                let Some(&value) = self.units.get(id) else { return false };
+                leaf(i + 1, (value & 0x7FFF_FFFF) as usize);
             }
         }
+        true
+    }
+
+    /// The longest rule that is a prefix of `s`: (its length, its replacement).
+    fn longest(&self, s: &[u8]) -> Option<(usize, &[u8])> {
+        let mut best = None;
+        self.walk(s, |len, value| best = Some((len, value)));
         let (len, value) = best?;
         let rest = self.normalized.get(value..).unwrap_or_default();
         let end = memchr::memchr(0, rest).unwrap_or(rest.len());
         Some((len, &rest[..end]))
     }
 
-    /// Whether the walk over all of `s` succeeds (some rule starts with `s`), and whether a
-    /// rule ends within it.
+    /// Whether some rule starts with `s`, and whether a rule ends within it.
     fn walks(&self, s: &[u8]) -> (bool, bool) {
-        fn offset(u: u32) -> usize {
-            ((u >> 10) << ((u & (1 << 9)) >> 6)) as usize
-        }
-        let Some(&first) = self.units.first() else { return (false, false) };
-        let mut id = offset(first);
         let mut leaf = false;
-        for &b in s {
-            id ^= b as usize;
-            let Some(&unit) = self.units.get(id) else { return (false, leaf) };
-            if unit & ((1 << 31) | 0xFF) != u32::from(b) {
-                return (false, leaf);
-            }
-            id ^= offset(unit);
-            leaf |= (unit >> 8) & 1 == 1;
-        }
-        (true, leaf)
+        let all = self.walk(s, |_, _| leaf = true);
+        (all, leaf)
     }
+}
+
+/// Where words start in normalized text: each `▁` that follows another character than `▁`.
+fn word_starts(s: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    memchr::memmem::find_iter(s, SPACE).filter(move |&i| i > 0 && !s[..i].ends_with(SPACE))
+}
+
+/// Calls `f(offset, word)` for each word of `s` (see [`word_starts`]), in order.
+fn for_each_word(s: &[u8], mut f: impl FnMut(usize, &[u8])) {
+    let mut start = 0;
+    for i in word_starts(s) {
+        f(start, &s[start..i]);
+        start = i;
+    }
+    f(start, &s[start..]);
 }
 
 /// The length of the UTF-8 sequence a byte starts (`OneCharLen`: 1 for stray continuation
@@ -736,14 +742,7 @@ impl SentencePiece {
             Algorithm::Bpe(_) if self.word_splits => {
                 // Words (a `▁` after anything else starts one) merge independently: no piece
                 // holds a `▁` after another character, so no merge crosses a word's start.
-                let mut start = 0;
-                for i in memchr::memmem::find_iter(&normalized, SPACE) {
-                    if i > start && !normalized[..i].ends_with(SPACE) {
-                        self.bpe_word(&normalized[start..i], &mut emit);
-                        start = i;
-                    }
-                }
-                self.bpe_word(&normalized[start..], &mut emit);
+                for_each_word(&normalized, |_, word| self.bpe_word(word, &mut emit));
             }
             Algorithm::Bpe(_) => self.bpe(&normalized, &mut emit),
         }
@@ -820,14 +819,7 @@ impl SentencePiece {
             v.walk(at, &scratch.0, &scratch.1);
         };
         if self.word_splits {
-            let mut start = 0;
-            for i in memchr::memmem::find_iter(s, SPACE) {
-                if i > start && !s[..i].ends_with(SPACE) {
-                    word(start, &s[start..i]);
-                    start = i;
-                }
-            }
-            word(start, &s[start..]);
+            for_each_word(s, &mut word);
         } else {
             word(0, s);
         }
@@ -1242,10 +1234,9 @@ impl Parsed {
             Algorithm::Bpe(Box::new(BpeTable::build(&pieces, &normal)))
         };
         // A `▁` inside a piece must follow another `▁` for words to merge independently.
-        let inner_space = |t: &[u8]| memchr::memmem::find_iter(t, SPACE).any(|i| i > 0 && !t[..i].ends_with(SPACE));
         let word_splits = !self.treat_whitespace_as_suffix
             && self.escape_whitespaces.unwrap_or(true)
-            && !normal.keys().any(|t| inner_space(t));
+            && !normal.keys().any(|t| word_starts(t).next().is_some());
         let map = match self.charsmap {
             Some((blob, at)) if !blob.is_empty() => Some(CharsMap::parse(&blob).map_err(|e| bad(at, e))?),
             _ => None,
