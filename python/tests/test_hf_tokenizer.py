@@ -133,8 +133,8 @@ def test_pickle_threads_and_api(zoo_files: dict[str, tokenizers.Tokenizer]) -> N
 
 def test_unsupported_components_fail_loudly(tmp_path: Path) -> None:
     tok = tokenizers.Tokenizer(models.WordLevel({"[UNK]": 0, "a": 1}, unk_token="[UNK]"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    with pytest.raises(ferrotok.UnsupportedError, match="WordLevel model"):
+    tok.pre_tokenizer = pre_tokenizers.UnicodeScripts()
+    with pytest.raises(ferrotok.UnsupportedError, match="pre-tokenizer UnicodeScripts"):
         ferrotok.Tokenizer.from_str(tok.to_str())
     wp = tokenizers.Tokenizer(models.WordPiece({"[UNK]": 0, "a": 1}, unk_token="[UNK]"))
     wp.pre_tokenizer = pre_tokenizers.Whitespace()
@@ -146,10 +146,27 @@ def test_unsupported_components_fail_loudly(tmp_path: Path) -> None:
         ferrotok.Tokenizer.from_file(tmp_path / "missing.json")
     bpe = train(pre_tokenizers.ByteLevel(add_prefix_space=False), vocab_size=300)
     data = json.loads(bpe.to_str())
-    data["normalizer"] = {"type": "Replace", "pattern": {"String": "a"}, "content": "b"}
-    with pytest.raises(ferrotok.UnsupportedError, match="Replace normalizer"):
+    data["normalizer"] = {"type": "Replace", "pattern": {"Regex": "(unclosed"}, "content": "b"}
+    with pytest.raises(ferrotok.PatternError):
+        ferrotok.Tokenizer.from_str(json.dumps(data))
+    data["normalizer"] = {"type": "Precompiled", "precompiled_charsmap": "not base64!"}
+    with pytest.raises(ferrotok.VocabError, match=r"\$\.normalizer: precompiled_charsmap is not base64"):
+        ferrotok.Tokenizer.from_str(json.dumps(data))
+    data["normalizer"] = {"type": "Precompiled", "precompiled_charsmap": "AAAA"}
+    with pytest.raises(ferrotok.VocabError, match="character map is too short"):
         ferrotok.Tokenizer.from_str(json.dumps(data))
     data["normalizer"] = None
+    data["pre_tokenizer"] = {"type": "FixedLength", "length": 0}
+    with pytest.raises(ferrotok.VocabError, match="length 0"):
+        ferrotok.Tokenizer.from_str(json.dumps(data))
+    data["pre_tokenizer"] = {"type": "Metaspace", "replacement": "ab"}
+    with pytest.raises(ferrotok.VocabError, match="not one character"):
+        ferrotok.Tokenizer.from_str(json.dumps(data))
+    data["pre_tokenizer"] = {"type": "Split", "pattern": {"String": "a"}, "behavior": "Sideways"}
+    with pytest.raises(ferrotok.VocabError, match="unknown behavior"):
+        ferrotok.Tokenizer.from_str(json.dumps(data))
+    data["pre_tokenizer"] = bpe_pre = json.loads(bpe.to_str())["pre_tokenizer"]
+    assert bpe_pre is not None
     data["model"]["merges"][0] = "nope nothere"
     with pytest.raises(ferrotok.VocabError, match=r"merges\[0\].*not in the vocabulary"):
         ferrotok.Tokenizer.from_str(json.dumps(data))

@@ -120,6 +120,15 @@ impl PyTokenizer {
         Self::build(py, json, "<tokenizer.json>")
     }
 
+    /// Parses a `tokenizer.json` into the general pipeline, never a specialised fast path:
+    /// the reference that tests check the fast paths against. Not part of the public API.
+    #[staticmethod]
+    fn _from_str_general(py: Python<'_>, json: String) -> PyResult<Self> {
+        let inner =
+            detach(py, json.len(), || HfTokenizer::from_json_general(&json, "<tokenizer.json>")).map_err(py_err(py))?;
+        Ok(Self::new(inner, Source::Json(json.into())))
+    }
+
     /// Parses a `tokenizer.json` given as bytes.
     #[staticmethod]
     fn from_buffer(py: Python<'_>, buffer: Vec<u8>) -> PyResult<Self> {

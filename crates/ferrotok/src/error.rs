@@ -87,6 +87,9 @@ pub enum Error {
     #[error("cannot encode byte 0x{byte:02x} at byte offset {offset}: the vocabulary has no token for it")]
     Unencodable { byte: u8, offset: usize },
     /// A token id does not exist in this vocabulary.
+    #[error("the {model} model cannot cover the piece {piece:?} and the file names no unknown token for it")]
+    Uncoverable { model: &'static str, piece: String },
+
     #[error("invalid token id {0} for decoding")]
     InvalidToken(u64),
     /// A string or byte sequence is not a single token.

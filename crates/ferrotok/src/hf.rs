@@ -1,19 +1,27 @@
-//! Hugging Face `tokenizer.json`, first slice: byte-level BPE models (Llama 3, Qwen 2/3,
-//! GPT-2 and RoBERTa-style files), with Hugging Face's exact semantics.
+//! Hugging Face `tokenizer.json` files (and SentencePiece `.model` files), with Hugging
+//! Face's exact semantics.
 //!
-//! Supported now: normalizers `NFC`, `NFD`, `NFKC`, `NFKD`, `Lowercase` and `Sequence`s of
-//! them; the pre-tokenizer `ByteLevel` (with its own regex, or after a `Split` regex/string
-//! with behaviour `Isolated`); the `BPE` model over the byte-level alphabet (`ignore_merges`,
-//! no dropout); added tokens (matched leftmost-longest in the raw text, as `tokenizers` does);
-//! the post-processors `ByteLevel` and `TemplateProcessing` (single sequences) and a `Sequence`
-//! of them; the `ByteLevel` decoder. Anything else fails to load with
+//! Three ways through, chosen at load:
+//! - byte-level BPE (GPT-2, RoBERTa, Llama 3, Qwen): a `ByteLevel` pre-tokenizer (with its own
+//!   regex, or after one `Split` regex with behaviour `Isolated`), the BPE model over raw bytes
+//!   (vocabulary strings mapped back through GPT-2's byte ↔ character table at load), the
+//!   `ByteLevel` decoder;
+//! - BERT's WordPiece: `BertPreTokenizer` or `WhitespaceSplit`, the WordPiece model and decoder;
+//! - the general pipeline ([`general`]) for every other file: every pre-tokenizer but
+//!   `Whitespace` and `UnicodeScripts`, the BPE (character-level: prefix, suffix, byte
+//!   fallback, unknown tokens), WordPiece, WordLevel and Unigram models, and every decoder.
+//!
+//! The fast paths are checked against the general pipeline by the tests. Shared by all:
+//! every normalizer (`NFC`/`NFD`/`NFKC`/`NFKD`, `Lowercase`, `Strip`, `StripAccents`,
+//! `Replace`, `Prepend`, `Precompiled`, `ByteLevel`, `Nmt`, `BertNormalizer`, `Sequence`),
+//! added tokens (matched leftmost-longest in the raw text, as `tokenizers` does), the
+//! post-processors (`TemplateProcessing`, `BertProcessing`, `RobertaProcessing`, `ByteLevel`,
+//! `Sequence`; single sequences), truncation and padding. Anything else fails to load with
 //! [`Error::Unsupported`] naming the component: never a silent difference.
 //!
-//! The model works on raw bytes: vocabulary strings are mapped back through GPT-2's
-//! byte ↔ character table once at load, so encoding needs no character mapping. A piece is
-//! merged as `tokenizers` does it: every adjacent pair listed in `merges` goes into a min-heap
-//! keyed by (merge rank, position); the lowest is applied unless its symbols changed since, and
-//! the new pairs with its neighbours are pushed. O(n log n) per piece.
+//! BPE merges as `tokenizers` does: every adjacent pair listed in `merges` goes into a
+//! min-heap keyed by (merge rank, position); the lowest is applied unless its symbols changed
+//! since, and the new pairs with its neighbours are pushed. O(n log n) per piece.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -27,8 +35,11 @@ use unicode_normalization_alignments::UnicodeNormalization;
 
 use crate::error::{Error, Result};
 use crate::pretokenize::{PreTokenizer, GPT2_PATTERN_OLD};
-use crate::sentencepiece::{PieceKind, SentencePiece};
+use crate::sentencepiece::{CharsMap, PieceKind, SentencePiece};
 use crate::vocab::Rank;
+
+mod general;
+use general::{General, Pattern};
 
 /// GPT-2's byte → character table: printable bytes map to themselves, the rest to U+0100 on.
 fn byte_to_char() -> [char; 256] {
@@ -52,7 +63,7 @@ fn byte_level_bytes(s: &str, rev: &FxHashMap<char, u8>) -> Option<Vec<u8>> {
     s.chars().map(|c| rev.get(&c).copied()).collect()
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 enum Norm {
     Nfc,
     Nfd,
@@ -68,6 +79,21 @@ enum Norm {
         strip_accents: bool,
         lowercase: bool,
     },
+    /// Remove leading and/or trailing whitespace.
+    Strip {
+        left: bool,
+        right: bool,
+    },
+    /// Every match of the pattern replaced by the content.
+    Replace(Box<(Pattern, String)>),
+    /// The string put before non-empty text.
+    Prepend(String),
+    /// SentencePiece's compiled character map, applied as `tokenizers` applies it.
+    Precompiled(std::sync::Arc<CharsMap>),
+    /// Every byte mapped to its GPT-2 byte-level character.
+    ByteLevel,
+    /// SentencePiece's `nmt_nfkc` control-character rules (without the NFKC).
+    Nmt,
 }
 
 /// How a WordPiece tokenizer cuts text into words.
@@ -154,6 +180,8 @@ pub struct HfTokenizer {
     padding: Option<(Option<usize>, Option<usize>, Rank)>,
     /// `Some`: a SentencePiece `.model` (normalizer, model and decoder all its own).
     sentencepiece: Option<Box<SentencePiece>>,
+    /// `Some`: the general pipeline (pre-tokenizer, model and decoder; see [`general`]).
+    general: Option<Box<General>>,
 }
 
 /// Caching: a per-thread map from short pieces to their ids, for the tokenizer used last on
@@ -199,18 +227,62 @@ impl HfTokenizer {
         let cx = Ctx { source: source_name };
         let root: Value = serde_json::from_str(json).map_err(|e| cx.bad("$", format!("not JSON: {e}")))?;
         let model = get(&root, "model").ok_or_else(|| cx.bad("$.model", "missing"))?;
-        let mtype = model.get("type").and_then(Value::as_str).unwrap_or("BPE");
-        if mtype != "BPE" && mtype != "WordPiece" {
-            return Err(cx.unsupported(format!("the {mtype} model")));
-        }
-        if mtype == "WordPiece" {
-            return Self::wordpiece_from_json(&cx, &root, model);
-        }
-        let norms = match get(&root, "normalizer") {
-            None => Vec::new(),
-            Some(n) => parse_norms(&cx, n, "$.normalizer")?,
+        let specialised = match model.get("type").and_then(Value::as_str).unwrap_or("BPE") {
+            "BPE" => Self::byte_level_from_json(&cx, &root, model),
+            "WordPiece" => Self::wordpiece_from_json(&cx, &root, model),
+            other => Err(cx.unsupported(format!("the {other} model"))),
         };
-        let (split, add_prefix_space) = parse_pretokenizer(&cx, get(&root, "pre_tokenizer"))?;
+        match specialised {
+            // A file the fast paths do not fit runs through the general pipeline.
+            Err(Error::Unsupported { .. }) => Self::general_from_json(&cx, &root, model),
+            other => other,
+        }
+    }
+
+    /// The general pipeline (every component [`general`] knows), for any file.
+    pub fn from_json_general(json: &str, source_name: &str) -> Result<Self> {
+        let cx = Ctx { source: source_name };
+        let root: Value = serde_json::from_str(json).map_err(|e| cx.bad("$", format!("not JSON: {e}")))?;
+        let model = get(&root, "model").ok_or_else(|| cx.bad("$.model", "missing"))?;
+        Self::general_from_json(&cx, &root, model)
+    }
+
+    fn general_from_json(cx: &Ctx<'_>, root: &Value, model: &Value) -> Result<Self> {
+        let (general, id_to_token, token_to_id) = General::parse(cx, root, model)?;
+        Ok(Self { general: Some(Box::new(general)), ..Self::common(cx, root, (id_to_token, token_to_id))? })
+    }
+
+    /// What every `tokenizer.json` has besides its pre-tokenizer, model and decoder: the
+    /// normalizers, the added tokens, truncation and padding, and the post-processor, over
+    /// the model's vocabulary.
+    fn common(cx: &Ctx<'_>, root: &Value, (mut id_to_token, mut token_to_id): VocabMaps) -> Result<Self> {
+        let norms = match get(root, "normalizer") {
+            None => Vec::new(),
+            Some(n) => parse_norms(cx, n, "$.normalizer")?,
+        };
+        let model_vocab: Vec<(String, Rank)> = token_to_id.iter().map(|(t, &id)| (t.clone(), id)).collect();
+        let (added, special, added_matcher) =
+            parse_added(cx, root, !norms.is_empty(), &mut id_to_token, &mut token_to_id)?;
+        let (truncate, padding) = parse_length(cx, root, &token_to_id)?;
+        let template = parse_post(cx, get(root, "post_processor"))?;
+        Ok(Self {
+            norms,
+            added,
+            added_matcher,
+            template,
+            id_to_token,
+            token_to_id,
+            special,
+            model_vocab,
+            truncate,
+            padding,
+            ..Self::empty()
+        })
+    }
+
+    /// Byte-level BPE (the fast path): a ByteLevel pre-tokenizer and decoder, raw-byte merges.
+    fn byte_level_from_json(cx: &Ctx<'_>, root: &Value, model: &Value) -> Result<Self> {
+        let (split, add_prefix_space) = parse_pretokenizer(cx, get(root, "pre_tokenizer"))?;
 
         // The model.
         if get(model, "dropout").and_then(Value::as_f64).is_some_and(|d| d > 0.0) {
@@ -230,7 +302,7 @@ impl HfTokenizer {
         let vocab_json = get(model, "vocab")
             .and_then(Value::as_object)
             .ok_or_else(|| cx.bad("$.model.vocab", "missing or not an object"))?;
-        let (mut id_to_token, mut token_to_id) = parse_vocab(&cx, vocab_json)?;
+        let (id_to_token, token_to_id) = parse_vocab(cx, vocab_json)?;
         let mut vocab = FxHashMap::default();
         let mut byte_ids = [None; 256];
         for (tok, &id) in &token_to_id {
@@ -241,69 +313,35 @@ impl HfTokenizer {
                 vocab.insert(bytes, id);
             }
         }
-        let model_vocab: Vec<(String, Rank)> = token_to_id.iter().map(|(t, &id)| (t.clone(), id)).collect();
         let mut merges = FxHashMap::default();
         let merges_json =
             get(model, "merges").and_then(Value::as_array).ok_or_else(|| cx.bad("$.model.merges", "missing"))?;
         for (rank, m) in merges_json.iter().enumerate() {
             let path = || format!("$.model.merges[{rank}]");
-            let (a, b) = match m {
-                Value::String(s) => s.split_once(' ').ok_or_else(|| cx.bad(&path(), "expected \"a b\""))?,
-                Value::Array(p) if p.len() == 2 => (
-                    p[0].as_str().ok_or_else(|| cx.bad(&path(), "not a string"))?,
-                    p[1].as_str().ok_or_else(|| cx.bad(&path(), "not a string"))?,
-                ),
-                _ => return Err(cx.bad(&path(), "expected \"a b\" or [a, b]")),
-            };
+            let (a, b) = merge_pair(cx, m, &path)?;
             let id = |t: &str| {
                 token_to_id.get(t).copied().ok_or_else(|| cx.bad(&path(), format!("{t:?} is not in the vocabulary")))
             };
             let merged = format!("{a}{b}");
             let (ia, ib, im) = (id(a)?, id(b)?, id(&merged)?);
-            // The first listing of a pair wins, as in `tokenizers`.
-            merges.entry((ia, ib)).or_insert((rank as u32, im));
+            // The last listing of a pair wins, as in `tokenizers`.
+            merges.insert((ia, ib), (rank as u32, im));
         }
-
-        let (added, special, added_matcher) =
-            parse_added(&cx, &root, !norms.is_empty(), &mut id_to_token, &mut token_to_id)?;
-        let (truncate, padding) = parse_length(&cx, &root, &token_to_id)?;
-        let template = parse_post(&cx, get(&root, "post_processor"))?;
-        match get(&root, "decoder") {
+        match get(root, "decoder") {
             None => {}
             Some(d) if cx.type_of(d, "$.decoder")? == "ByteLevel" => {}
             Some(d) => return Err(cx.unsupported(format!("the {} decoder", cx.type_of(d, "$.decoder")?))),
         }
-        let decode_bytes = id_to_token
+        let base = Self::common(cx, root, (id_to_token, token_to_id))?;
+        let decode_bytes = base
+            .id_to_token
             .iter()
             .map(|t| t.as_ref().map(|s| byte_level_bytes(s, &rev).unwrap_or_else(|| s.as_bytes().to_vec())))
             .collect();
-        Ok(Self {
-            norms,
-            split,
-            add_prefix_space,
-            vocab,
-            byte_ids,
-            merges,
-            ignore_merges,
-            added,
-            added_matcher,
-            template,
-            id_to_token,
-            token_to_id,
-            decode_bytes,
-            special,
-            model_vocab,
-            truncate,
-            padding,
-            ..Self::empty()
-        })
+        Ok(Self { split, add_prefix_space, vocab, byte_ids, merges, ignore_merges, decode_bytes, ..base })
     }
 
     fn wordpiece_from_json(cx: &Ctx<'_>, root: &Value, model: &Value) -> Result<Self> {
-        let norms = match get(root, "normalizer") {
-            None => Vec::new(),
-            Some(n) => parse_norms(cx, n, "$.normalizer")?,
-        };
         let split = match get(root, "pre_tokenizer") {
             None => return Err(cx.unsupported("a WordPiece model without a pre-tokenizer")),
             Some(p) => match cx.type_of(p, "$.pre_tokenizer")? {
@@ -318,20 +356,14 @@ impl HfTokenizer {
         let vocab_json = get(model, "vocab")
             .and_then(Value::as_object)
             .ok_or_else(|| cx.bad("$.model.vocab", "missing or not an object"))?;
-        let (mut id_to_token, mut token_to_id) = parse_vocab(cx, vocab_json)?;
-        let vocab = token_to_id.clone();
-        let model_vocab: Vec<(String, Rank)> = vocab.iter().map(|(t, &id)| (t.clone(), id)).collect();
-        let unk_token = get(model, "unk_token").and_then(Value::as_str).unwrap_or("[UNK]");
-        let unk = *vocab
-            .get(unk_token)
-            .ok_or_else(|| cx.bad("$.model.unk_token", format!("{unk_token:?} is not in the vocabulary")))?;
-        let prefix = get(model, "continuing_subword_prefix").and_then(Value::as_str).unwrap_or("##").to_owned();
-        let max_chars = get(model, "max_input_chars_per_word").and_then(Value::as_u64).map_or(100, |m| m as usize);
-        let decoder_cleanup = match get(root, "decoder") {
+        let (id_to_token, token_to_id) = parse_vocab(cx, vocab_json)?;
+        let mut wordpiece = WordPiece::parse(cx, model, token_to_id.clone())?;
+        wordpiece.split = split;
+        wordpiece.decoder_cleanup = match get(root, "decoder") {
             None => None,
             Some(d) => match cx.type_of(d, "$.decoder")? {
                 "WordPiece" => {
-                    if d.get("prefix").and_then(Value::as_str).is_some_and(|p| p != prefix) {
+                    if d.get("prefix").and_then(Value::as_str).is_some_and(|p| p != wordpiece.prefix) {
                         return Err(cx.unsupported("a WordPiece decoder whose prefix differs from the model's"));
                     }
                     Some(d.get("cleanup").and_then(Value::as_bool).unwrap_or(true))
@@ -339,26 +371,9 @@ impl HfTokenizer {
                 other => return Err(cx.unsupported(format!("the {other} decoder with WordPiece"))),
             },
         };
-        let (added, special, added_matcher) =
-            parse_added(cx, root, !norms.is_empty(), &mut id_to_token, &mut token_to_id)?;
-        let (truncate, padding) = parse_length(cx, root, &token_to_id)?;
-        let template = parse_post(cx, get(root, "post_processor"))?;
-        let decode_bytes = id_to_token.iter().map(|t| t.as_ref().map(|s| s.as_bytes().to_vec())).collect();
-        Ok(Self {
-            norms,
-            added,
-            added_matcher,
-            template,
-            id_to_token,
-            token_to_id,
-            decode_bytes,
-            special,
-            model_vocab,
-            wordpiece: Some(WordPiece { vocab, unk, prefix, max_chars, split, decoder_cleanup }),
-            truncate,
-            padding,
-            ..Self::empty()
-        })
+        let base = Self::common(cx, root, (id_to_token, token_to_id))?;
+        let decode_bytes = base.id_to_token.iter().map(|t| t.as_ref().map(|s| s.as_bytes().to_vec())).collect();
+        Ok(Self { wordpiece: Some(wordpiece), decode_bytes, ..base })
     }
 
     /// A tokenizer with no vocabulary and no components (the base of the constructors).
@@ -384,6 +399,7 @@ impl HfTokenizer {
             truncate: None,
             padding: None,
             sentencepiece: None,
+            general: None,
         }
     }
 
@@ -507,12 +523,12 @@ impl HfTokenizer {
         let mut at = 0;
         if let Some(m) = &self.added_matcher {
             for hit in m.find_iter(text) {
-                self.encode_segment(&text[at..hit.start()], &mut body)?;
+                self.encode_segment(&text[at..hit.start()], at == 0, &mut body)?;
                 body.push(self.added[hit.pattern().as_usize()].id);
                 at = hit.end();
             }
         }
-        self.encode_segment(&text[at..], &mut body)?;
+        self.encode_segment(&text[at..], at == 0, &mut body)?;
         let template = if add_special_tokens { &self.template[..] } else { &[] };
         if let Some(max) = truncate {
             let extra: usize =
@@ -532,7 +548,8 @@ impl HfTokenizer {
         Ok(out)
     }
 
-    fn encode_segment(&self, segment: &str, out: &mut Vec<Rank>) -> Result<()> {
+    /// Encodes text between added tokens; `at0`: it starts the input.
+    fn encode_segment(&self, segment: &str, at0: bool, out: &mut Vec<Rank>) -> Result<()> {
         if segment.is_empty() {
             return Ok(());
         }
@@ -541,36 +558,46 @@ impl HfTokenizer {
             return Ok(());
         }
         let mut text = std::borrow::Cow::Borrowed(segment);
-        // ASCII is unchanged by every Unicode normalization form, and text below U+0300 (no
-        // combining marks, nothing NFC would compose or replace) by NFC.
-        let ascii = segment.is_ascii();
-        let nfc_stable = ascii || segment.chars().all(|c| c < '\u{300}');
-        for n in self.norms.iter().filter(|n| match n {
-            Norm::Nfc => !nfc_stable,
-            Norm::Nfd | Norm::Nfkc | Norm::Nfkd | Norm::StripAccents => !ascii,
-            Norm::Lowercase | Norm::Bert { .. } => true,
-        }) {
-            text = std::borrow::Cow::Owned(match n {
-                Norm::Nfc => text.nfc().map(|(c, _)| c).collect(),
-                Norm::Nfd => text.nfd().map(|(c, _)| c).collect(),
-                Norm::Nfkc => text.nfkc().map(|(c, _)| c).collect(),
-                Norm::Nfkd => text.nfkd().map(|(c, _)| c).collect(),
-                // Character by character, as `tokenizers` does (no final-sigma rule).
-                Norm::Lowercase if ascii => text.to_ascii_lowercase(),
-                Norm::Lowercase => text.chars().flat_map(char::to_lowercase).collect(),
-                // Every combining mark (Mn, Mc, Me), by the same table as `tokenizers`.
-                Norm::StripAccents => {
-                    text.chars().filter(|&c| !unicode_normalization_alignments::char::is_combining_mark(c)).collect()
-                }
-                &Norm::Bert { clean_text, chinese, strip_accents, lowercase } => {
-                    bert_normalize(&text, clean_text, chinese, strip_accents, lowercase)
-                }
-            });
+        // How many characters at the start of the normalized text derive from the input's
+        // first character (`tokenizers`' alignments; 0 once a normalizer deleted them all).
+        // Metaspace's "first" scheme prepends only while this is not 0. Counted by normalizing
+        // that prefix alone (exact for the normalizers that work character by character).
+        let mut lead = usize::from(at0 && self.general.is_some());
+        for n in &self.norms {
+            // ASCII is unchanged by every Unicode normalization form, and text below U+0300
+            // (no combining marks, nothing NFC would compose or replace) by NFC. Checked on
+            // the text as the previous normalizers left it.
+            let ascii = text.is_ascii();
+            let unchanged = match n {
+                Norm::Nfc => ascii || text.chars().all(|c| c < '\u{300}'),
+                Norm::Nfd | Norm::Nfkc | Norm::Nfkd | Norm::StripAccents => ascii,
+                _ => false,
+            };
+            if unchanged {
+                continue;
+            }
+            if lead > 0 {
+                let end = text.char_indices().nth(lead).map_or(text.len(), |(i, _)| i);
+                let prefix = &text[..end];
+                lead = match n {
+                    Norm::Prepend(p) => lead + p.chars().count(),
+                    Norm::Strip { left: true, .. } => prefix.trim_start().chars().count(),
+                    Norm::Strip { .. } => lead,
+                    // `tokenizers` records no alignment change for characters it deletes at
+                    // the very start here, so what follows takes their place.
+                    Norm::Precompiled(_) => n.apply(prefix, false)?.chars().count().max(1),
+                    n => n.apply(prefix, false)?.chars().count(),
+                };
+            }
+            text = std::borrow::Cow::Owned(n.apply(&text, ascii)?);
         }
         if self.add_prefix_space && !text.starts_with(' ') {
             text = std::borrow::Cow::Owned(format!(" {text}"));
         }
         let text = &*text;
+        if let Some(g) = &self.general {
+            return g.pieces(text, lead, |piece| self.cached(piece.as_bytes(), out, |out| g.encode_piece(piece, out)));
+        }
         if let Some(wp) = &self.wordpiece {
             for w in words(text, wp.split) {
                 self.cached(w.as_bytes(), out, |out| {
@@ -713,6 +740,16 @@ impl HfTokenizer {
             // SentencePiece's own rule: control pieces never show.
             return sp.decode(ids);
         }
+        if let Some(g) = &self.general {
+            let mut tokens = Vec::with_capacity(ids.len());
+            for &id in ids {
+                let t = self.id_to_token(id).ok_or(Error::InvalidToken(u64::from(id)))?;
+                if !(skip_special_tokens && self.special.get(id as usize).copied().unwrap_or(false)) {
+                    tokens.push(t.to_owned());
+                }
+            }
+            return g.decode(tokens);
+        }
         if let Some(wp) = &self.wordpiece {
             let mut tokens = Vec::with_capacity(ids.len());
             for &id in ids {
@@ -731,9 +768,7 @@ impl HfTokenizer {
                     _ => t.to_owned(),
                 };
                 if cleanup {
-                    for (from, to) in WORDPIECE_CLEANUP {
-                        piece = piece.replace(from, to);
-                    }
+                    piece = wordpiece_cleanup(piece);
                 }
                 out.push_str(&piece);
             }
@@ -810,6 +845,32 @@ fn parse_norms(cx: &Ctx<'_>, n: &Value, path: &str) -> Result<Vec<Norm>> {
                 lowercase,
             }]
         }
+        "Strip" => vec![Norm::Strip {
+            left: n.get("strip_left").and_then(Value::as_bool).unwrap_or(true),
+            right: n.get("strip_right").and_then(Value::as_bool).unwrap_or(true),
+        }],
+        "Replace" => {
+            let pattern = Pattern::parse(cx, n.get("pattern"), &format!("{path}.pattern"))?;
+            let content = n.get("content").and_then(Value::as_str).ok_or_else(|| cx.bad(path, "no content"))?;
+            vec![Norm::Replace(Box::new((pattern, content.to_owned())))]
+        }
+        "Prepend" => {
+            let p = n.get("prepend").and_then(Value::as_str).ok_or_else(|| cx.bad(path, "no prepend"))?;
+            vec![Norm::Prepend(p.to_owned())]
+        }
+        "Precompiled" => {
+            use base64::Engine;
+            let blob = match get(n, "precompiled_charsmap").and_then(Value::as_str) {
+                None | Some("") => return Ok(Vec::new()),
+                Some(b64) => base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .map_err(|e| cx.bad(path, format!("precompiled_charsmap is not base64: {e}")))?,
+            };
+            let map = CharsMap::parse(&blob).map_err(|e| cx.bad(path, e))?;
+            vec![Norm::Precompiled(std::sync::Arc::new(map))]
+        }
+        "ByteLevel" => vec![Norm::ByteLevel],
+        "Nmt" => vec![Norm::Nmt],
         "Sequence" => {
             let list = n.get("normalizers").and_then(Value::as_array).ok_or_else(|| cx.bad(path, "no normalizers"))?;
             let mut out = Vec::new();
@@ -957,7 +1018,40 @@ const WORDPIECE_CLEANUP: [(&str, &str); 11] = [
     (" 're", "'re"),
 ];
 
+/// The WordPiece decoder's `cleanup`.
+fn wordpiece_cleanup(mut s: String) -> String {
+    for (from, to) in WORDPIECE_CLEANUP {
+        if s.contains(from) {
+            s = s.replace(from, to);
+        }
+    }
+    s
+}
+
+/// One entry of `merges`: `"a b"` or `["a", "b"]`.
+fn merge_pair<'v>(cx: &Ctx<'_>, m: &'v Value, path: &dyn Fn() -> String) -> Result<(&'v str, &'v str)> {
+    Ok(match m {
+        Value::String(s) => s.split_once(' ').ok_or_else(|| cx.bad(&path(), "expected \"a b\""))?,
+        Value::Array(p) if p.len() == 2 => (
+            p[0].as_str().ok_or_else(|| cx.bad(&path(), "not a string"))?,
+            p[1].as_str().ok_or_else(|| cx.bad(&path(), "not a string"))?,
+        ),
+        _ => return Err(cx.bad(&path(), "expected \"a b\" or [a, b]")),
+    })
+}
+
 impl WordPiece {
+    /// The model's options, over `vocab` (the pre-tokenizer and decoder are the caller's).
+    fn parse(cx: &Ctx<'_>, model: &Value, vocab: FxHashMap<String, Rank>) -> Result<Self> {
+        let unk_token = get(model, "unk_token").and_then(Value::as_str).unwrap_or("[UNK]");
+        let unk = *vocab
+            .get(unk_token)
+            .ok_or_else(|| cx.bad("$.model.unk_token", format!("{unk_token:?} is not in the vocabulary")))?;
+        let prefix = get(model, "continuing_subword_prefix").and_then(Value::as_str).unwrap_or("##").to_owned();
+        let max_chars = get(model, "max_input_chars_per_word").and_then(Value::as_u64).map_or(100, |m| m as usize);
+        Ok(Self { vocab, unk, prefix, max_chars, split: WordSplit::WhitespaceSplit, decoder_cleanup: None })
+    }
+
     /// Greedy longest-match-first; a word that cannot be covered, or is longer than
     /// `max_chars` characters, is the unknown token.
     fn encode_word(&self, word: &str, out: &mut Vec<Rank>) {
@@ -1061,6 +1155,17 @@ fn parse_added(
         id_to_token[slot] = Some(a.content.clone());
         token_to_id.insert(a.content.clone(), a.id);
         special[slot] = a.special;
+    }
+    // `skip_special_tokens` goes by a token's text: a model id spelled as a special added
+    // token is skipped too, as in `tokenizers`.
+    let special_texts: rustc_hash::FxHashSet<&str> =
+        added.iter().filter(|a| a.special).map(|a| a.content.as_str()).collect();
+    if !special_texts.is_empty() {
+        for (slot, t) in id_to_token.iter().enumerate() {
+            if t.as_deref().is_some_and(|t| special_texts.contains(t)) {
+                special[slot] = true;
+            }
+        }
     }
     let matcher = if added.is_empty() {
         None
@@ -1198,6 +1303,80 @@ fn bert_normalize(text: &str, clean_text: bool, chinese: bool, strip_accents: bo
     }
     flush(&mut run, &mut out);
     out
+}
+
+impl Norm {
+    /// `text` normalized (`ascii`: the text is known to be ASCII, a shortcut for Lowercase).
+    fn apply(&self, text: &str, ascii: bool) -> Result<String> {
+        Ok(match self {
+            Norm::Nfc => text.nfc().map(|(c, _)| c).collect(),
+            Norm::Nfd => text.nfd().map(|(c, _)| c).collect(),
+            Norm::Nfkc => text.nfkc().map(|(c, _)| c).collect(),
+            Norm::Nfkd => text.nfkd().map(|(c, _)| c).collect(),
+            // Character by character, as `tokenizers` does (no final-sigma rule).
+            Norm::Lowercase if ascii => text.to_ascii_lowercase(),
+            Norm::Lowercase => text.chars().flat_map(char::to_lowercase).collect(),
+            // Every combining mark (Mn, Mc, Me), by the same table as `tokenizers`.
+            Norm::StripAccents => {
+                text.chars().filter(|&c| !unicode_normalization_alignments::char::is_combining_mark(c)).collect()
+            }
+            &Norm::Bert { clean_text, chinese, strip_accents, lowercase } => {
+                bert_normalize(text, clean_text, chinese, strip_accents, lowercase)
+            }
+            &Norm::Strip { left, right } => match (left, right) {
+                (true, true) => text.trim(),
+                (true, false) => text.trim_start(),
+                (false, true) => text.trim_end(),
+                (false, false) => text,
+            }
+            .to_owned(),
+            Norm::Replace(r) => general::replace_all(&r.0, text, &r.1)?,
+            // Only non-empty text gets the prefix.
+            Norm::Prepend(_) if text.is_empty() => String::new(),
+            Norm::Prepend(p) => format!("{p}{text}"),
+            Norm::Precompiled(map) => precompiled_normalize(map, text),
+            Norm::ByteLevel => {
+                let table = byte_to_char();
+                text.bytes().map(|b| table[b as usize]).collect()
+            }
+            Norm::Nmt => text.chars().filter_map(nmt).collect(),
+        })
+    }
+}
+
+/// `tokenizers`' `Precompiled` normalizer: each extended grapheme cluster shorter than 6
+/// bytes is replaced whole by the replacement of the shortest rule that is a prefix of it;
+/// otherwise each character by its own rule (or kept).
+fn precompiled_normalize(map: &CharsMap, text: &str) -> String {
+    use unicode_segmentation::UnicodeSegmentation;
+    let mut out = String::with_capacity(text.len());
+    let push = |out: &mut String, r: &[u8]| out.push_str(&String::from_utf8_lossy(r));
+    for g in text.graphemes(true) {
+        if g.len() < 6 {
+            if let Some(r) = map.shortest(g.as_bytes()) {
+                push(&mut out, r);
+                continue;
+            }
+        }
+        for (i, c) in g.char_indices() {
+            match map.shortest(&g.as_bytes()[i..i + c.len_utf8()]) {
+                Some(r) => push(&mut out, r),
+                None => out.push(c),
+            }
+        }
+    }
+    out
+}
+
+/// The `Nmt` normalizer on one character: control characters dropped, some spaces unified.
+fn nmt(c: char) -> Option<char> {
+    match c as u32 {
+        0x0001..=0x0008 | 0x000B | 0x000E..=0x001F | 0x007F | 0x008F | 0x009F => None,
+        0x0009 | 0x000A | 0x000C | 0x000D | 0x1680 | 0x200B..=0x200F | 0x2028 | 0x2029 | 0x2581 | 0xFEFF | 0xFFFD => {
+            Some(' ')
+        }
+        _ => Some(c),
+    }
 }
 
 /// The words of a WordPiece pre-tokenizer.

@@ -59,7 +59,7 @@ struct Piece {
 /// that cell's `check` is `n`. One cell (base, check, value) per node, so each step of a walk
 /// is one memory access; the root is cell 0.
 #[derive(Debug, Clone)]
-struct ByteTrie {
+pub(crate) struct ByteTrie {
     cells: Vec<Cell>,
 }
 
@@ -76,7 +76,7 @@ const FREE: Cell = Cell { base: 0, check: NO_VALUE, value: NO_VALUE };
 const PLACEMENT_TRIES: usize = 512;
 
 impl ByteTrie {
-    fn build<'a>(keys: impl Iterator<Item = (&'a [u8], u32)>) -> Self {
+    pub(crate) fn build<'a>(keys: impl Iterator<Item = (&'a [u8], u32)>) -> Self {
         // First a pointer trie (children by label), then the double array: each node, breadth
         // first, takes the lowest base at which all its children's cells are free, trying the
         // free cells in order (a bounded number, then the end of the array: linear time).
@@ -132,14 +132,14 @@ impl ByteTrie {
     }
 
     #[inline]
-    fn step(&self, node: u32, byte: u8) -> Option<u32> {
+    pub(crate) fn step(&self, node: u32, byte: u8) -> Option<u32> {
         let at = self.cells.get(node as usize)?.base as usize + byte as usize;
         let c = self.cells.get(at)?;
         (c.check == node && at != 0).then_some(at as u32)
     }
 
     #[inline]
-    fn value(&self, node: u32) -> Option<u32> {
+    pub(crate) fn value(&self, node: u32) -> Option<u32> {
         self.cells.get(node as usize).map(|c| c.value).filter(|&v| v != NO_VALUE)
     }
 
@@ -163,13 +163,13 @@ impl ByteTrie {
 /// The precompiled character map: a Darts-clone double array (read-only) and the blob of
 /// NUL-terminated replacement strings its values point into.
 #[derive(Debug, Clone)]
-struct CharsMap {
+pub(crate) struct CharsMap {
     units: Vec<u32>,
     normalized: Vec<u8>,
 }
 
 impl CharsMap {
-    fn parse(blob: &[u8]) -> std::result::Result<Self, String> {
+    pub(crate) fn parse(blob: &[u8]) -> std::result::Result<Self, String> {
         let size = blob.get(..4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
         let Some(size) = size.filter(|_| blob.len() > 4) else {
             return Err("the precompiled character map is too short".into());
@@ -210,9 +210,23 @@ impl CharsMap {
         let mut best = None;
         self.walk(s, |len, value| best = Some((len, value)));
         let (len, value) = best?;
+        Some((len, self.replacement(value)))
+    }
+
+    /// The replacement of the shortest rule that is a prefix of `s`: what `tokenizers`'
+    /// `Precompiled` normalizer looks up for a grapheme or a character.
+    pub(crate) fn shortest(&self, s: &[u8]) -> Option<&[u8]> {
+        let mut first = None;
+        self.walk(s, |_, value| {
+            first.get_or_insert(value);
+        });
+        Some(self.replacement(first?))
+    }
+
+    /// The NUL-terminated replacement string at `value`.
+    fn replacement(&self, value: usize) -> &[u8] {
         let rest = self.normalized.get(value..).unwrap_or_default();
-        let end = memchr::memchr(0, rest).unwrap_or(rest.len());
-        Some((len, &rest[..end]))
+        &rest[..memchr::memchr(0, rest).unwrap_or(rest.len())]
     }
 
     /// Whether some rule starts with `s`, and whether a rule ends within it.

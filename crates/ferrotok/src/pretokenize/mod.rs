@@ -53,14 +53,21 @@ impl PreTokenizer {
     pub fn split(&self, text: &str, mut f: impl FnMut(usize, usize) -> Result<()>) -> Result<()> {
         match self {
             Self::Fast(family) => family.split(text, f),
+            Self::Regex(_) => self.for_each_match(text, |s, e| if s < e { f(s, e) } else { Ok(()) }),
+        }
+    }
+
+    /// Calls `f(start, end)` for each match, in order, empty matches included (as a regex
+    /// engine's `find_iter` reports them; the hand-written splitters never match empty text).
+    pub fn for_each_match(&self, text: &str, mut f: impl FnMut(usize, usize) -> Result<()>) -> Result<()> {
+        match self {
+            Self::Fast(family) => family.split(text, f),
             Self::Regex(re) => {
                 let mut searched_to = 0;
                 for m in re.find_iter(text) {
                     let m = m.map_err(|e| Error::PatternLimit { offset: searched_to, message: e.to_string() })?;
                     searched_to = m.end();
-                    if m.start() < m.end() {
-                        f(m.start(), m.end())?;
-                    }
+                    f(m.start(), m.end())?;
                 }
                 Ok(())
             }

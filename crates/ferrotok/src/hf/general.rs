@@ -1,0 +1,974 @@
+//! The general `tokenizer.json` pipeline: Hugging Face's pre-tokenizers, models and decoders,
+//! each with `tokenizers`' exact semantics, composed as `tokenizers` composes them.
+//!
+//! The specialised paths in [`super`] (byte-level BPE, BERT's WordPiece) are faster and are
+//! chosen when a file fits them; every other file runs here. Pieces are owned strings, each
+//! flagged whether it starts at offset 0 of the original text (what Metaspace's
+//! `prepend_scheme: "first"` asks).
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use rustc_hash::FxHashMap;
+use serde_json::Value;
+
+use super::{byte_to_char, get, is_bert_punct, parse_vocab, wordpiece_cleanup, Ctx, WordPiece};
+use crate::error::{Error, Result};
+use crate::pretokenize::{PreTokenizer, GPT2_PATTERN_OLD};
+use crate::sentencepiece::ByteTrie;
+use crate::vocab::Rank;
+
+/// How a split treats its pattern's matches (`SplitDelimiterBehavior`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Behavior {
+    Removed,
+    Isolated,
+    MergedWithPrevious,
+    MergedWithNext,
+    Contiguous,
+}
+
+impl Behavior {
+    fn parse(cx: &Ctx<'_>, v: Option<&Value>, path: &str) -> Result<Self> {
+        Ok(match v.and_then(Value::as_str) {
+            Some("Removed") => Self::Removed,
+            Some("Isolated") | None => Self::Isolated,
+            Some("MergedWithPrevious") => Self::MergedWithPrevious,
+            Some("MergedWithNext") => Self::MergedWithNext,
+            Some("Contiguous") => Self::Contiguous,
+            Some(other) => return Err(cx.bad(path, format!("unknown behavior {other:?}"))),
+        })
+    }
+}
+
+/// What a split or a replacement looks for.
+#[derive(Debug, Clone)]
+pub(crate) enum Pattern {
+    Regex(PreTokenizer),
+    Literal(String),
+    Char(char),
+    Whitespace,
+    /// BERT's punctuation (ASCII punctuation and Unicode's P categories).
+    Punctuation,
+    /// `char::is_numeric`.
+    Numeric,
+}
+
+impl Pattern {
+    /// A `{"String": …}` or `{"Regex": …}` pattern.
+    pub(crate) fn parse(cx: &Ctx<'_>, v: Option<&Value>, path: &str) -> Result<Self> {
+        let v = v.ok_or_else(|| cx.bad(path, "no pattern"))?;
+        if let Some(r) = v.get("Regex").and_then(Value::as_str) {
+            // Always the regex engine: a hand-written splitter never reports empty matches,
+            // which the behaviours below must see as the regex reports them.
+            return Ok(Self::Regex(PreTokenizer::regex(r)?));
+        }
+        match v.get("String").and_then(Value::as_str) {
+            Some(s) => Ok(Self::Literal(s.to_owned())),
+            None => Err(cx.bad(path, "pattern is neither {\"String\": …} nor {\"Regex\": …}")),
+        }
+    }
+
+    fn char_matches(&self, c: char) -> bool {
+        match self {
+            Self::Char(d) => c == *d,
+            Self::Whitespace => c.is_whitespace(),
+            Self::Punctuation => is_bert_punct(c),
+            Self::Numeric => c.is_numeric(),
+            Self::Regex(_) | Self::Literal(_) => false,
+        }
+    }
+
+    /// `find_matches`: `text` cut into consecutive ranges, each flagged whether it matched.
+    pub(crate) fn find_matches(&self, text: &str, out: &mut Vec<(usize, usize, bool)>) -> Result<()> {
+        out.clear();
+        if text.is_empty() {
+            out.push((0, 0, false));
+            return Ok(());
+        }
+        let mut prev = 0;
+        let mut push = |s: usize, e: usize, out: &mut Vec<(usize, usize, bool)>| {
+            if prev != s {
+                out.push((prev, s, false));
+            }
+            out.push((s, e, true));
+            prev = e;
+        };
+        match self {
+            Self::Regex(re) => re.for_each_match(text, |s, e| {
+                push(s, e, out);
+                Ok(())
+            })?,
+            Self::Literal(lit) if lit.is_empty() => {}
+            Self::Literal(lit) => {
+                for s in memchr::memmem::find_iter(text.as_bytes(), lit.as_bytes()) {
+                    push(s, s + lit.len(), out);
+                }
+            }
+            _ => {
+                for (i, c) in text.char_indices() {
+                    if self.char_matches(c) {
+                        push(i, i + c.len_utf8(), out);
+                    }
+                }
+            }
+        }
+        if prev != text.len() {
+            out.push((prev, text.len(), false));
+        }
+        Ok(())
+    }
+}
+
+/// `text` with every match of `pattern` replaced by `content` (`NormalizedString::replace`,
+/// and the `Replace` decoder).
+pub(crate) fn replace_all(pattern: &Pattern, text: &str, content: &str) -> Result<String> {
+    let mut ranges = Vec::new();
+    pattern.find_matches(text, &mut ranges)?;
+    let mut out = String::with_capacity(text.len());
+    for (s, e, matched) in ranges {
+        out.push_str(if matched { content } else { &text[s..e] });
+    }
+    Ok(out)
+}
+
+/// The ranges a split keeps (`NormalizedString::split`), empty ones dropped.
+fn split_ranges(matches: &[(usize, usize, bool)], behavior: Behavior, invert: bool) -> Vec<(usize, usize)> {
+    let flag = |m: bool| m != invert;
+    let mut out: Vec<(usize, usize, bool)> = Vec::with_capacity(matches.len());
+    match behavior {
+        Behavior::Isolated => out.extend(matches.iter().map(|&(s, e, _)| (s, e, false))),
+        Behavior::Removed => out.extend(matches.iter().map(|&(s, e, m)| (s, e, flag(m)))),
+        Behavior::Contiguous | Behavior::MergedWithPrevious => {
+            let mut previous = false;
+            for &(s, e, m) in matches {
+                let m = flag(m);
+                let merge = if behavior == Behavior::Contiguous { m == previous } else { m && !previous };
+                match out.last_mut() {
+                    Some(last) if merge => last.1 = e,
+                    _ => out.push((s, e, false)),
+                }
+                previous = m;
+            }
+        }
+        Behavior::MergedWithNext => {
+            let mut previous = false;
+            for &(s, e, m) in matches.iter().rev() {
+                let m = flag(m);
+                match out.last_mut() {
+                    Some(last) if m && !previous => last.0 = s,
+                    _ => out.push((s, e, false)),
+                }
+                previous = m;
+            }
+            out.reverse();
+        }
+    }
+    out.into_iter().filter(|&(s, e, removed)| !removed && s < e).map(|(s, e, _)| (s, e)).collect()
+}
+
+/// Metaspace's `prepend_scheme`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Prepend {
+    Always,
+    First,
+    Never,
+}
+
+/// One pre-tokenization step.
+#[derive(Debug, Clone)]
+enum Step {
+    ByteLevel { add_prefix_space: bool, regex: Option<PreTokenizer> },
+    Split { pattern: Pattern, behavior: Behavior, invert: bool },
+    Metaspace { replacement: char, prepend: Prepend, split: bool },
+    FixedLength(usize),
+}
+
+/// A piece of pre-tokenized text, and how many of its first characters derive from the
+/// input's first character (not 0: the piece starts at offset 0 of the input).
+type Piece = (String, usize);
+
+/// The lead (see [`Piece`]) of the part of a piece that starts at byte `start`.
+fn lead_at(text: &str, lead: usize, start: usize) -> usize {
+    if lead == 0 {
+        return 0;
+    }
+    lead.saturating_sub(text[..start].chars().count())
+}
+
+fn parse_steps(cx: &Ctx<'_>, p: &Value, path: &str, out: &mut Vec<Step>) -> Result<()> {
+    let split = |pattern, behavior| Step::Split { pattern, behavior, invert: false };
+    match cx.type_of(p, path)? {
+        "Sequence" => {
+            let list =
+                p.get("pretokenizers").and_then(Value::as_array).ok_or_else(|| cx.bad(path, "no pretokenizers"))?;
+            for (i, s) in list.iter().enumerate() {
+                parse_steps(cx, s, &format!("{path}.pretokenizers[{i}]"), out)?;
+            }
+        }
+        "ByteLevel" => out.push(Step::ByteLevel {
+            add_prefix_space: cx.flag(p, "add_prefix_space"),
+            regex: if p.get("use_regex").and_then(Value::as_bool).unwrap_or(true) {
+                Some(PreTokenizer::new(GPT2_PATTERN_OLD)?)
+            } else {
+                None
+            },
+        }),
+        "WhitespaceSplit" => out.push(split(Pattern::Whitespace, Behavior::Removed)),
+        "BertPreTokenizer" => {
+            out.push(split(Pattern::Whitespace, Behavior::Removed));
+            out.push(split(Pattern::Punctuation, Behavior::Isolated));
+        }
+        "Punctuation" => {
+            out.push(split(Pattern::Punctuation, Behavior::parse(cx, p.get("behavior"), path)?));
+        }
+        "Digits" => out.push(split(
+            Pattern::Numeric,
+            if cx.flag(p, "individual_digits") { Behavior::Isolated } else { Behavior::Contiguous },
+        )),
+        "CharDelimiterSplit" => {
+            let d = p.get("delimiter").and_then(Value::as_str).unwrap_or_default();
+            let mut chars = d.chars();
+            let (Some(c), None) = (chars.next(), chars.next()) else {
+                return Err(cx.bad(path, "delimiter is not one character"));
+            };
+            out.push(split(Pattern::Char(c), Behavior::Removed));
+        }
+        "Split" => out.push(Step::Split {
+            pattern: Pattern::parse(cx, p.get("pattern"), &format!("{path}.pattern"))?,
+            behavior: Behavior::parse(cx, p.get("behavior"), path)?,
+            invert: cx.flag(p, "invert"),
+        }),
+        "Metaspace" => {
+            let (replacement, prepend) = metaspace_options(cx, p, path)?;
+            out.push(Step::Metaspace {
+                replacement,
+                prepend,
+                split: p.get("split").and_then(Value::as_bool).unwrap_or(true),
+            });
+        }
+        "FixedLength" => {
+            let n = p.get("length").and_then(Value::as_u64).unwrap_or(5) as usize;
+            if n == 0 {
+                return Err(cx.bad(path, "length 0"));
+            }
+            out.push(Step::FixedLength(n));
+        }
+        // `\w` differs between Unicode versions on code points assigned since, and we cannot
+        // match `tokenizers`' regex engine's tables yet.
+        "Whitespace" => return Err(cx.unsupported("the Whitespace pre-tokenizer (\\w+|[^\\w\\s]+)")),
+        other => return Err(cx.unsupported(format!("the pre-tokenizer {other}"))),
+    }
+    Ok(())
+}
+
+/// Metaspace's replacement character and prepend scheme (with the older `add_prefix_space`).
+fn metaspace_options(cx: &Ctx<'_>, p: &Value, path: &str) -> Result<(char, Prepend)> {
+    let r = p.get("replacement").and_then(Value::as_str).unwrap_or("\u{2581}");
+    let mut chars = r.chars();
+    let (Some(replacement), None) = (chars.next(), chars.next()) else {
+        return Err(cx.bad(path, "replacement is not one character"));
+    };
+    let prepend = match get(p, "prepend_scheme").and_then(Value::as_str) {
+        Some("always") => Prepend::Always,
+        Some("first") => Prepend::First,
+        Some("never") => Prepend::Never,
+        Some(other) => return Err(cx.bad(path, format!("unknown prepend_scheme {other:?}"))),
+        None if p.get("add_prefix_space").and_then(Value::as_bool).unwrap_or(true) => Prepend::Always,
+        None => Prepend::Never,
+    };
+    Ok((replacement, prepend))
+}
+
+impl Step {
+    fn apply(&self, pieces: Vec<Piece>, ranges: &mut Vec<(usize, usize, bool)>) -> Result<Vec<Piece>> {
+        let mut out = Vec::with_capacity(pieces.len() + 4);
+        for (mut text, lead) in pieces {
+            let cut = |text: &str, kept: Vec<(usize, usize)>, out: &mut Vec<Piece>| {
+                out.extend(kept.into_iter().map(|(s, e)| (text[s..e].to_owned(), lead_at(text, lead, s))));
+            };
+            match self {
+                Self::ByteLevel { add_prefix_space, regex } => {
+                    let mut lead = lead;
+                    if *add_prefix_space && !text.starts_with(' ') {
+                        text.insert(0, ' ');
+                        lead += usize::from(lead > 0);
+                    }
+                    // Each byte becomes a character.
+                    let table = byte_to_char();
+                    let map = |s: &str, lead: usize| {
+                        let lead_bytes = s.chars().take(lead).map(char::len_utf8).sum();
+                        (s.bytes().map(|b| table[b as usize]).collect::<String>(), lead_bytes)
+                    };
+                    match regex {
+                        None => out.push(map(&text, lead)),
+                        Some(re) => {
+                            Pattern::Regex(re.clone()).find_matches(&text, ranges)?;
+                            for (s, e) in split_ranges(ranges, Behavior::Isolated, false) {
+                                out.push(map(&text[s..e], lead_at(&text, lead, s)));
+                            }
+                        }
+                    }
+                }
+                Self::Split { pattern, behavior, invert } => {
+                    pattern.find_matches(&text, ranges)?;
+                    cut(&text, split_ranges(ranges, *behavior, *invert), &mut out);
+                }
+                &Self::Metaspace { replacement, prepend, split } => {
+                    // One character for one: the lead is unchanged.
+                    let mut text = text.replace(' ', replacement.encode_utf8(&mut [0; 4]));
+                    let first = match prepend {
+                        Prepend::Always => true,
+                        Prepend::First => lead > 0,
+                        Prepend::Never => false,
+                    };
+                    let mut lead = lead;
+                    if first && !text.starts_with(replacement) {
+                        text.insert(0, replacement);
+                        lead += usize::from(lead > 0);
+                    }
+                    if split {
+                        Pattern::Char(replacement).find_matches(&text, ranges)?;
+                        let kept = split_ranges(ranges, Behavior::MergedWithNext, false);
+                        out.extend(kept.into_iter().map(|(s, e)| (text[s..e].to_owned(), lead_at(&text, lead, s))));
+                    } else if !text.is_empty() {
+                        out.push((text, lead));
+                    }
+                }
+                &Self::FixedLength(n) => {
+                    let starts: Vec<usize> = text.char_indices().map(|(i, _)| i).step_by(n).collect();
+                    for (k, &s) in starts.iter().enumerate() {
+                        let e = starts.get(k + 1).copied().unwrap_or(text.len());
+                        out.push((text[s..e].to_owned(), lead_at(&text, lead, s)));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A `BPE` model over characters (any vocabulary, with the options byte-level files do
+/// not use: continuing-subword prefix, end-of-word suffix, byte fallback, unknown token).
+#[derive(Debug, Clone)]
+struct CharBpe {
+    vocab: FxHashMap<String, Rank>,
+    /// (left id, right id) → (merge rank, merged id).
+    merges: FxHashMap<(Rank, Rank), (u32, Rank)>,
+    unk_token: Option<String>,
+    prefix: Option<String>,
+    suffix: Option<String>,
+    fuse_unk: bool,
+    byte_fallback: bool,
+    ignore_merges: bool,
+    /// The ids of `<0x00>` … `<0xFF>`, for byte fallback.
+    byte_tokens: [Option<Rank>; 256],
+}
+
+/// The ids of SentencePiece-style byte tokens `<0x00>` … `<0xFF>` in a vocabulary.
+fn byte_tokens(vocab: &FxHashMap<String, Rank>) -> [Option<Rank>; 256] {
+    let mut out = [None; 256];
+    for (b, slot) in out.iter_mut().enumerate() {
+        *slot = vocab.get(&format!("<0x{b:02X}>")).copied();
+    }
+    out
+}
+
+impl CharBpe {
+    fn parse(cx: &Ctx<'_>, model: &Value, vocab: FxHashMap<String, Rank>) -> Result<Self> {
+        if get(model, "dropout").and_then(Value::as_f64).is_some_and(|d| d > 0.0) {
+            return Err(cx.unsupported("BPE dropout"));
+        }
+        let text = |key: &str| get(model, key).and_then(Value::as_str).map(str::to_owned);
+        let prefix = text("continuing_subword_prefix");
+        let prefix_len = prefix.as_ref().map_or(0, String::len);
+        let mut merges = FxHashMap::default();
+        let merges_json =
+            get(model, "merges").and_then(Value::as_array).ok_or_else(|| cx.bad("$.model.merges", "missing"))?;
+        for (rank, m) in merges_json.iter().enumerate() {
+            let path = || format!("$.model.merges[{rank}]");
+            let (a, b) = super::merge_pair(cx, m, &path)?;
+            let id = |t: &str| {
+                vocab.get(t).copied().ok_or_else(|| cx.bad(&path(), format!("{t:?} is not in the vocabulary")))
+            };
+            // The right part loses the prefix's length in bytes, as `tokenizers` builds it.
+            let tail =
+                b.get(prefix_len..).ok_or_else(|| cx.bad(&path(), "the right part is shorter than the prefix"))?;
+            let (ia, ib, im) = (id(a)?, id(b)?, id(&format!("{a}{tail}"))?);
+            // The last listing of a pair wins, as in `tokenizers`.
+            merges.insert((ia, ib), (rank as u32, im));
+        }
+        Ok(Self {
+            byte_tokens: byte_tokens(&vocab),
+            vocab,
+            merges,
+            unk_token: text("unk_token"),
+            prefix,
+            suffix: text("end_of_word_suffix"),
+            fuse_unk: cx.flag(model, "fuse_unk"),
+            byte_fallback: cx.flag(model, "byte_fallback"),
+            ignore_merges: cx.flag(model, "ignore_merges"),
+        })
+    }
+
+    fn unk_id(&self, piece: &str) -> Result<Rank> {
+        let unk = self.unk_token.as_ref().ok_or_else(|| Error::Uncoverable { model: "BPE", piece: piece.into() })?;
+        self.vocab.get(unk).copied().ok_or_else(|| Error::Uncoverable { model: "BPE", piece: piece.into() })
+    }
+
+    /// `BPE::merge_word`, then the merges.
+    fn encode(&self, word: &str, out: &mut Vec<Rank>) -> Result<()> {
+        if self.ignore_merges {
+            if let Some(&id) = self.vocab.get(word) {
+                out.push(id);
+                return Ok(());
+            }
+        }
+        let mut ids: Vec<Rank> = Vec::with_capacity(word.len());
+        let mut unk: Option<Rank> = None;
+        let mut key = String::new();
+        let mut chars = word.char_indices().peekable();
+        while let Some((i, c)) = chars.next() {
+            key.clear();
+            if i > 0 {
+                key.push_str(self.prefix.as_deref().unwrap_or_default());
+            }
+            key.push(c);
+            if chars.peek().is_none() {
+                key.push_str(self.suffix.as_deref().unwrap_or_default());
+            }
+            if let Some(&id) = self.vocab.get(&key) {
+                ids.extend(unk.take());
+                ids.push(id);
+                continue;
+            }
+            if self.byte_fallback {
+                let bytes: Option<Vec<Rank>> = key.bytes().map(|b| self.byte_tokens[b as usize]).collect();
+                if let Some(bytes) = bytes {
+                    // A pending unknown stays pending, as in `tokenizers`.
+                    ids.extend(bytes);
+                    continue;
+                }
+            }
+            if self.unk_token.is_some() {
+                let id = self.unk_id(word)?;
+                if unk.is_some() && !self.fuse_unk {
+                    ids.extend(unk.take());
+                }
+                unk = Some(id);
+            }
+        }
+        ids.extend(unk);
+        heap_merge(&self.merges, &mut ids);
+        out.extend_from_slice(&ids);
+        Ok(())
+    }
+}
+
+/// `tokenizers`' merge loop over a word's symbols: every adjacent pair listed in `merges`
+/// goes into a min-heap keyed by (merge rank, position); the lowest is applied unless its
+/// symbols changed since, and the pairs it forms with its neighbours are pushed.
+pub(crate) fn heap_merge(merges: &FxHashMap<(Rank, Rank), (u32, Rank)>, ids: &mut Vec<Rank>) {
+    const NONE: usize = usize::MAX;
+    let n = ids.len();
+    if n < 2 {
+        return;
+    }
+    let mut next: Vec<usize> = (1..=n).map(|i| if i == n { NONE } else { i }).collect();
+    let mut prev: Vec<usize> = (0..n).map(|i| if i == 0 { NONE } else { i - 1 }).collect();
+    let mut live = vec![true; n];
+    let mut heap = BinaryHeap::new();
+    for i in 0..n - 1 {
+        if let Some(&(rank, new)) = merges.get(&(ids[i], ids[i + 1])) {
+            heap.push(Reverse((rank, i, new)));
+        }
+    }
+    while let Some(Reverse((rank, pos, new))) = heap.pop() {
+        let after = next[pos];
+        // Stale if either symbol changed since the pair was pushed.
+        if !live[pos] || after == NONE || merges.get(&(ids[pos], ids[after])) != Some(&(rank, new)) {
+            continue;
+        }
+        ids[pos] = new;
+        live[after] = false;
+        let after2 = next[after];
+        next[pos] = after2;
+        if after2 != NONE {
+            prev[after2] = pos;
+            if let Some(&(r, m)) = merges.get(&(new, ids[after2])) {
+                heap.push(Reverse((r, pos, m)));
+            }
+        }
+        if prev[pos] != NONE {
+            if let Some(&(r, m)) = merges.get(&(ids[prev[pos]], new)) {
+                heap.push(Reverse((r, prev[pos], m)));
+            }
+        }
+    }
+    let mut w = 0;
+    for r in 0..n {
+        if live[r] {
+            ids[w] = ids[r];
+            w += 1;
+        }
+    }
+    ids.truncate(w);
+}
+
+/// A `Unigram` model as `tokenizers` runs it (its own Viterbi, not SentencePiece's).
+#[derive(Debug, Clone)]
+struct Unigram {
+    trie: ByteTrie,
+    scores: Vec<f64>,
+    vocab: FxHashMap<String, Rank>,
+    unk: Option<Rank>,
+    min_score: f64,
+    byte_fallback: bool,
+    byte_tokens: [Option<Rank>; 256],
+}
+
+/// `tokenizers`' penalty below the lowest piece score for an unknown character.
+const UNK_PENALTY: f64 = 10.0;
+
+impl Unigram {
+    fn parse(cx: &Ctx<'_>, model: &Value) -> Result<(Self, Vec<Option<String>>)> {
+        let list = get(model, "vocab")
+            .and_then(Value::as_array)
+            .ok_or_else(|| cx.bad("$.model.vocab", "missing or not a list"))?;
+        let mut tokens = Vec::with_capacity(list.len());
+        let mut scores = Vec::with_capacity(list.len());
+        let mut vocab = FxHashMap::default();
+        let mut min_score = f64::INFINITY;
+        for (i, entry) in list.iter().enumerate() {
+            let pair = entry.as_array().filter(|a| a.len() == 2);
+            let (Some(tok), Some(score)) = (pair.and_then(|a| a[0].as_str()), pair.and_then(|a| a[1].as_f64())) else {
+                return Err(cx.bad(&format!("$.model.vocab[{i}]"), "expected [piece, score]"));
+            };
+            min_score = min_score.min(score);
+            vocab.insert(tok.to_owned(), i as Rank);
+            tokens.push(Some(tok.to_owned()));
+            scores.push(score);
+        }
+        let unk = match get(model, "unk_id").and_then(Value::as_u64) {
+            Some(u) if (u as usize) < list.len() => Some(u as Rank),
+            Some(_) => return Err(cx.bad("$.model.unk_id", "outside the vocabulary")),
+            None => None,
+        };
+        // Duplicate pieces: the last id wins in the trie, as in the map.
+        let trie = ByteTrie::build(vocab.iter().map(|(t, &id)| (t.as_bytes(), id)));
+        let model = Self {
+            trie,
+            scores,
+            byte_tokens: byte_tokens(&vocab),
+            vocab,
+            unk,
+            min_score,
+            byte_fallback: cx.flag(model, "byte_fallback"),
+        };
+        Ok((model, tokens))
+    }
+
+    fn encode(&self, s: &str, out: &mut Vec<Rank>) -> Result<()> {
+        #[derive(Clone, Copy)]
+        struct Best {
+            score: f64,
+            start: usize,
+            id: Rank,
+            set: bool,
+        }
+        let bytes = s.as_bytes();
+        let n = bytes.len();
+        let unk_score = self.min_score - UNK_PENALTY;
+        let mut best = vec![Best { score: 0.0, start: 0, id: 0, set: false }; n + 1];
+        let mut at = 0;
+        while at < n {
+            let here = best[at].score;
+            let char_len = s[at..].chars().next().map_or(1, char::len_utf8);
+            let mut single = false;
+            let mut node = 0;
+            for (k, &b) in bytes[at..].iter().enumerate() {
+                let Some(next) = self.trie.step(node, b) else { break };
+                node = next;
+                if let Some(id) = self.trie.value(node) {
+                    let end = at + k + 1;
+                    let score = here + self.scores[id as usize];
+                    let target = &mut best[end];
+                    if !target.set || score > target.score {
+                        *target = Best { score, start: at, id, set: true };
+                    }
+                    single |= k + 1 == char_len;
+                }
+            }
+            if !single {
+                let id = self.unk.ok_or_else(|| Error::Uncoverable { model: "Unigram", piece: s.into() })?;
+                let score = here + unk_score;
+                let target = &mut best[at + char_len];
+                if !target.set || score > target.score {
+                    *target = Best { score, start: at, id, set: true };
+                }
+            }
+            at += char_len;
+        }
+        // Back from the end; runs of unknowns are fused into one token.
+        let mut pieces: Vec<(usize, usize, Option<Rank>)> = Vec::new();
+        let mut end = n;
+        while end > 0 {
+            let node = best[end];
+            let is_unk = Some(node.id) == self.unk;
+            match pieces.last_mut() {
+                Some(last) if is_unk && last.2.is_none() => last.0 = node.start,
+                _ => pieces.push((node.start, end, if is_unk { None } else { Some(node.id) })),
+            }
+            end = node.start;
+        }
+        for &(s0, e, id) in pieces.iter().rev() {
+            match id {
+                Some(id) => out.push(id),
+                None => {
+                    let text = &s[s0..e];
+                    if let Some(&id) = self.vocab.get(text) {
+                        out.push(id);
+                        continue;
+                    }
+                    if self.byte_fallback {
+                        let ids: Option<Vec<Rank>> = text.bytes().map(|b| self.byte_tokens[b as usize]).collect();
+                        if let Some(ids) = ids {
+                            out.extend(ids);
+                            continue;
+                        }
+                    }
+                    out.push(self.unk.ok_or_else(|| Error::Uncoverable { model: "Unigram", piece: s.into() })?);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The model of a general pipeline.
+#[derive(Debug, Clone)]
+enum Model {
+    Bpe(CharBpe),
+    WordPiece(WordPiece),
+    WordLevel { vocab: FxHashMap<String, Rank>, unk_token: String },
+    Unigram(Unigram),
+}
+
+/// One decoding step over the token strings.
+#[derive(Debug, Clone)]
+enum Decoder {
+    ByteLevel,
+    WordPiece { prefix: String, cleanup: bool },
+    Metaspace { replacement: char, prepend: bool },
+    Bpe { suffix: String },
+    ByteFallback,
+    Fuse,
+    Strip { content: char, start: usize, stop: usize },
+    Replace { pattern: Pattern, content: String },
+    Ctc { pad: String, delimiter: String, cleanup: bool },
+}
+
+fn parse_decoders(cx: &Ctx<'_>, d: &Value, path: &str, out: &mut Vec<Decoder>) -> Result<()> {
+    let text = |key: &str, default: &str| d.get(key).and_then(Value::as_str).unwrap_or(default).to_owned();
+    out.push(match cx.type_of(d, path)? {
+        "Sequence" => {
+            let list = d.get("decoders").and_then(Value::as_array).ok_or_else(|| cx.bad(path, "no decoders"))?;
+            for (i, s) in list.iter().enumerate() {
+                parse_decoders(cx, s, &format!("{path}.decoders[{i}]"), out)?;
+            }
+            return Ok(());
+        }
+        "ByteLevel" => Decoder::ByteLevel,
+        "WordPiece" => Decoder::WordPiece {
+            prefix: text("prefix", "##"),
+            cleanup: d.get("cleanup").and_then(Value::as_bool).unwrap_or(true),
+        },
+        "Metaspace" => {
+            let (replacement, prepend) = metaspace_options(cx, d, path)?;
+            Decoder::Metaspace { replacement, prepend: prepend != Prepend::Never }
+        }
+        "BPEDecoder" => Decoder::Bpe { suffix: text("suffix", "</w>") },
+        "ByteFallback" => Decoder::ByteFallback,
+        "Fuse" => Decoder::Fuse,
+        "Strip" => {
+            let content = text("content", " ");
+            let mut chars = content.chars();
+            let (Some(content), None) = (chars.next(), chars.next()) else {
+                return Err(cx.bad(path, "content is not one character"));
+            };
+            let n = |key: &str| d.get(key).and_then(Value::as_u64).unwrap_or(0) as usize;
+            Decoder::Strip { content, start: n("start"), stop: n("stop") }
+        }
+        "Replace" => Decoder::Replace {
+            pattern: Pattern::parse(cx, d.get("pattern"), &format!("{path}.pattern"))?,
+            content: text("content", ""),
+        },
+        "CTC" => Decoder::Ctc {
+            pad: text("pad_token", "<pad>"),
+            delimiter: text("word_delimiter_token", "|"),
+            cleanup: d.get("cleanup").and_then(Value::as_bool).unwrap_or(true),
+        },
+        other => return Err(cx.unsupported(format!("the {other} decoder"))),
+    });
+    Ok(())
+}
+
+impl Decoder {
+    fn apply(&self, tokens: Vec<String>) -> Result<Vec<String>> {
+        Ok(match self {
+            Self::ByteLevel => {
+                let table = byte_to_char();
+                let rev: FxHashMap<char, u8> = table.iter().enumerate().map(|(b, &c)| (c, b as u8)).collect();
+                let mut bytes = Vec::new();
+                for t in &tokens {
+                    match t.chars().map(|c| rev.get(&c).copied()).collect::<Option<Vec<u8>>>() {
+                        Some(b) => bytes.extend(b),
+                        None => bytes.extend_from_slice(t.as_bytes()),
+                    }
+                }
+                vec![String::from_utf8_lossy(&bytes).into_owned()]
+            }
+            Self::WordPiece { prefix, cleanup } => tokens
+                .into_iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    let t = match t.strip_prefix(prefix.as_str()) {
+                        Some(rest) if i > 0 => rest.to_owned(),
+                        _ if i > 0 => format!(" {t}"),
+                        _ => t,
+                    };
+                    if *cleanup {
+                        wordpiece_cleanup(t)
+                    } else {
+                        t
+                    }
+                })
+                .collect(),
+            &Self::Metaspace { replacement, prepend } => tokens
+                .into_iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    t.chars()
+                        .filter_map(|c| match c {
+                            c if c != replacement => Some(c),
+                            _ if i == 0 && prepend => None,
+                            _ => Some(' '),
+                        })
+                        .collect()
+                })
+                .collect(),
+            Self::Bpe { suffix } => {
+                let last = tokens.len().saturating_sub(1);
+                tokens
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, t)| t.replace(suffix.as_str(), if i == last { "" } else { " " }))
+                    .collect()
+            }
+            Self::ByteFallback => {
+                let mut out = Vec::with_capacity(tokens.len());
+                let mut pending: Vec<u8> = Vec::new();
+                let flush = |pending: &mut Vec<u8>, out: &mut Vec<String>| {
+                    if pending.is_empty() {
+                        return;
+                    }
+                    match String::from_utf8(std::mem::take(pending)) {
+                        Ok(s) => out.push(s),
+                        Err(e) => out.extend(std::iter::repeat_n("\u{fffd}".to_owned(), e.as_bytes().len())),
+                    }
+                };
+                for t in tokens {
+                    let byte = (t.len() == 6 && t.starts_with("<0x") && t.ends_with('>'))
+                        .then(|| u8::from_str_radix(&t[3..5], 16).ok())
+                        .flatten();
+                    match byte {
+                        Some(b) => pending.push(b),
+                        None => {
+                            flush(&mut pending, &mut out);
+                            out.push(t);
+                        }
+                    }
+                }
+                flush(&mut pending, &mut out);
+                out
+            }
+            Self::Fuse => vec![tokens.concat()],
+            &Self::Strip { content, start, stop } => tokens
+                .into_iter()
+                .map(|t| {
+                    let chars: Vec<char> = t.chars().collect();
+                    let lead = chars.iter().take(start).take_while(|&&c| c == content).count();
+                    let trail = chars.iter().rev().take(stop).take_while(|&&c| c == content).count();
+                    chars[lead..chars.len().saturating_sub(trail).max(lead)].iter().collect()
+                })
+                .collect(),
+            Self::Replace { pattern, content } => {
+                tokens.iter().map(|t| replace_all(pattern, t, content)).collect::<Result<Vec<String>>>()?
+            }
+            Self::Ctc { pad, delimiter, cleanup } => {
+                let mut out: Vec<String> = Vec::with_capacity(tokens.len());
+                let mut last: Option<&String> = None;
+                for t in &tokens {
+                    if last == Some(t) {
+                        continue;
+                    }
+                    last = Some(t);
+                    let mut r = t.replace(pad.as_str(), "");
+                    if *cleanup {
+                        r = wordpiece_cleanup(r).replace(delimiter.as_str(), " ");
+                    }
+                    if !r.is_empty() {
+                        out.push(r);
+                    }
+                }
+                out
+            }
+        })
+    }
+}
+
+/// A pipeline's pre-tokenizer, model and decoder (the normalizers, added tokens and
+/// post-processor live in [`super::HfTokenizer`]).
+#[derive(Debug, Clone)]
+pub(crate) struct General {
+    steps: Vec<Step>,
+    model: Model,
+    /// `None`: no decoder (tokens are joined with spaces).
+    decoders: Option<Vec<Decoder>>,
+}
+
+/// What [`General::parse`] gives: the pipeline and the model's vocabulary (strings by id).
+pub(crate) type Parsed = (General, Vec<Option<String>>, FxHashMap<String, Rank>);
+
+impl General {
+    pub(crate) fn parse(cx: &Ctx<'_>, root: &Value, model: &Value) -> Result<Parsed> {
+        let mut steps = Vec::new();
+        if let Some(p) = get(root, "pre_tokenizer") {
+            parse_steps(cx, p, "$.pre_tokenizer", &mut steps)?;
+        }
+        let object_vocab = || -> Result<super::VocabMaps> {
+            let v = get(model, "vocab")
+                .and_then(Value::as_object)
+                .ok_or_else(|| cx.bad("$.model.vocab", "missing or not an object"))?;
+            parse_vocab(cx, v)
+        };
+        let mtype = model.get("type").and_then(Value::as_str).unwrap_or("BPE");
+        let (model, id_to_token, token_to_id) = match mtype {
+            "BPE" => {
+                let (ids, map) = object_vocab()?;
+                (Model::Bpe(CharBpe::parse(cx, model, map.clone())?), ids, map)
+            }
+            "WordPiece" => {
+                let (ids, map) = object_vocab()?;
+                (Model::WordPiece(WordPiece::parse(cx, model, map.clone())?), ids, map)
+            }
+            "WordLevel" => {
+                let (ids, map) = object_vocab()?;
+                let unk_token = get(model, "unk_token").and_then(Value::as_str).unwrap_or("<unk>").to_owned();
+                (Model::WordLevel { vocab: map.clone(), unk_token }, ids, map)
+            }
+            "Unigram" => {
+                let (u, ids) = Unigram::parse(cx, model)?;
+                let map = u.vocab.clone();
+                (Model::Unigram(u), ids, map)
+            }
+            other => return Err(cx.unsupported(format!("the {other} model"))),
+        };
+        let decoders = match get(root, "decoder") {
+            None => None,
+            Some(d) => {
+                let mut list = Vec::new();
+                parse_decoders(cx, d, "$.decoder", &mut list)?;
+                Some(list)
+            }
+        };
+        Ok((General { steps, model, decoders }, id_to_token, token_to_id))
+    }
+
+    /// Pre-tokenizes normalized text and calls `piece` on each piece, in order.
+    /// `lead`: how many of its first characters derive from the input's first character.
+    pub(crate) fn pieces(&self, text: &str, lead: usize, mut piece: impl FnMut(&str) -> Result<()>) -> Result<()> {
+        if text.is_empty() {
+            return Ok(());
+        }
+        let mut pieces = vec![(text.to_owned(), lead)];
+        let mut ranges = Vec::new();
+        for step in &self.steps {
+            pieces = step.apply(pieces, &mut ranges)?;
+        }
+        for (p, _) in &pieces {
+            if !p.is_empty() {
+                piece(p)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The model's ids for one piece.
+    pub(crate) fn encode_piece(&self, piece: &str, out: &mut Vec<Rank>) -> Result<()> {
+        match &self.model {
+            Model::Bpe(m) => m.encode(piece, out),
+            Model::WordPiece(m) => {
+                m.encode_word(piece, out);
+                Ok(())
+            }
+            Model::WordLevel { vocab, unk_token } => {
+                let id = vocab
+                    .get(piece)
+                    .or_else(|| vocab.get(unk_token))
+                    .ok_or_else(|| Error::Uncoverable { model: "WordLevel", piece: piece.into() })?;
+                out.push(*id);
+                Ok(())
+            }
+            Model::Unigram(m) => m.encode(piece, out),
+        }
+    }
+
+    /// The decoder chain over token strings, joined (no decoder: joined with spaces).
+    pub(crate) fn decode(&self, tokens: Vec<String>) -> Result<String> {
+        let Some(decoders) = &self.decoders else { return Ok(tokens.join(" ")) };
+        let mut tokens = tokens;
+        for d in decoders {
+            tokens = d.apply(tokens)?;
+        }
+        Ok(tokens.concat())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(text: &str, p: &Pattern) -> Vec<(usize, usize, bool)> {
+        let mut v = Vec::new();
+        p.find_matches(text, &mut v).unwrap();
+        v
+    }
+
+    #[test]
+    fn behaviours_cut_as_tokenizers_documents() {
+        // The examples of `SplitDelimiterBehavior`'s documentation, on "the-final--countdown".
+        let text = "the-final--countdown";
+        let matches = m(text, &Pattern::Char('-'));
+        let cut = |b| split_ranges(&matches, b, false).into_iter().map(|(s, e)| &text[s..e]).collect::<Vec<_>>();
+        assert_eq!(cut(Behavior::Removed), ["the", "final", "countdown"]);
+        assert_eq!(cut(Behavior::Isolated), ["the", "-", "final", "-", "-", "countdown"]);
+        assert_eq!(cut(Behavior::MergedWithPrevious), ["the-", "final-", "-", "countdown"]);
+        assert_eq!(cut(Behavior::MergedWithNext), ["the", "-final", "-", "-countdown"]);
+        assert_eq!(cut(Behavior::Contiguous), ["the", "-", "final", "--", "countdown"]);
+    }
+
+    #[test]
+    fn heap_merge_applies_lowest_rank_first() {
+        let mut merges = FxHashMap::default();
+        merges.insert((1, 2), (1, 10));
+        merges.insert((2, 3), (0, 11));
+        merges.insert((1, 11), (2, 12));
+        let mut ids = vec![1, 2, 3];
+        heap_merge(&merges, &mut ids);
+        assert_eq!(ids, [12]);
+        let mut ids = vec![1, 2, 1, 2];
+        heap_merge(&merges, &mut ids);
+        assert_eq!(ids, [10, 10]);
+    }
+}
