@@ -105,6 +105,65 @@ pub fn with_scratch<T>(vocab_id: u64, f: impl FnOnce(&mut Scratch) -> T) -> T {
     result
 }
 
+/// A two-generation map from words to what they encode to, for one owner (a tokenizer's
+/// unique id, from [`next_owner_id`]; another owner's first insert empties it). At most
+/// `WORDS` words: a full young generation becomes the old one (the previous old one is
+/// dropped), and a hit in the old generation moves the word back to the young one, so
+/// frequent words stay, at O(1) per word. Used per thread, for the `tokenizer.json` and
+/// SentencePiece models; exact because a word's ids depend only on the word.
+pub(crate) struct WordCache<V> {
+    owner: u64,
+    young: rustc_hash::FxHashMap<Box<[u8]>, V>,
+    old: rustc_hash::FxHashMap<Box<[u8]>, V>,
+}
+
+impl<V> Default for WordCache<V> {
+    fn default() -> Self {
+        Self { owner: 0, young: Default::default(), old: Default::default() }
+    }
+}
+
+impl<V> WordCache<V> {
+    pub(crate) const WORDS: usize = 1 << 16;
+
+    /// Calls `hit` with the value cached for `word` under `owner`, and says whether there
+    /// was one.
+    pub(crate) fn lookup(&mut self, owner: u64, word: &[u8], hit: impl FnOnce(&V)) -> bool {
+        if self.owner != owner {
+            return false;
+        }
+        if let Some(v) = self.young.get(word) {
+            hit(v);
+            return true;
+        }
+        let Some((word, v)) = self.old.remove_entry(word) else { return false };
+        hit(&v);
+        self.insert(owner, word, v);
+        true
+    }
+
+    pub(crate) fn insert(&mut self, owner: u64, word: Box<[u8]>, value: V) {
+        if self.owner != owner {
+            *self = Self { owner, ..Self::default() };
+        }
+        if self.young.len() >= Self::WORDS / 2 {
+            self.old = std::mem::take(&mut self.young);
+        }
+        if self.young.capacity() == 0 {
+            self.young.reserve(Self::WORDS / 2);
+        }
+        self.young.insert(word, value);
+    }
+}
+
+static NEXT_OWNER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// A process-unique id for a loaded tokenizer (the owner of its cache entries; never reused,
+/// unlike an address).
+pub(crate) fn next_owner_id() -> u64 {
+    NEXT_OWNER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

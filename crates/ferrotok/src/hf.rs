@@ -33,6 +33,7 @@ use serde_json::Value;
 // one: newer tables reorder some marks that it leaves alone, e.g. U+05C9).
 use unicode_normalization_alignments::UnicodeNormalization;
 
+use crate::cache::WordCache;
 use crate::error::{Error, Result};
 use crate::pretokenize::{PreTokenizer, GPT2_PATTERN_OLD};
 use crate::sentencepiece::{CharsMap, PieceKind, SentencePiece};
@@ -89,7 +90,7 @@ enum Norm {
     /// The string put before non-empty text.
     Prepend(String),
     /// SentencePiece's compiled character map, applied as `tokenizers` applies it.
-    Precompiled(std::sync::Arc<CharsMap>),
+    Precompiled(std::sync::Arc<Precompiled>),
     /// Every byte mapped to its GPT-2 byte-level character.
     ByteLevel,
     /// SentencePiece's `nmt_nfkc` control-character rules (without the NFKC).
@@ -184,19 +185,14 @@ pub struct HfTokenizer {
     general: Option<Box<General>>,
 }
 
-/// Caching: a per-thread map from short pieces to their ids, for the tokenizer used last on
-/// that thread (switching tokenizers clears it; so does reaching `CACHE_ENTRIES`). Words repeat,
-/// and a hit skips the heap merge. Exact: a piece's ids depend only on the piece.
+/// Caching: a per-thread [`WordCache`] from pieces of at most this many bytes to their ids,
+/// for the tokenizer used last on that thread. Words repeat, and a hit skips the model.
+/// Exact: a piece's ids depend only on the piece.
 const CACHE_MAX_PIECE: usize = 48;
-const CACHE_ENTRIES: usize = 1 << 15;
-
-type PieceCache = (u64, FxHashMap<Box<[u8]>, Box<[Rank]>>);
 
 thread_local! {
-    static PIECES: std::cell::RefCell<PieceCache> = std::cell::RefCell::new((0, FxHashMap::default()));
+    static PIECES: std::cell::RefCell<WordCache<Box<[Rank]>>> = std::cell::RefCell::new(WordCache::default());
 }
-
-static NEXT_CACHE_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 fn get<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
     v.get(key).filter(|x| !x.is_null())
@@ -394,7 +390,7 @@ impl HfTokenizer {
             decode_bytes: Vec::new(),
             special: Vec::new(),
             model_vocab: Vec::new(),
-            cache_id: NEXT_CACHE_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            cache_id: crate::cache::next_owner_id(),
             wordpiece: None,
             truncate: None,
             padding: None,
@@ -596,7 +592,9 @@ impl HfTokenizer {
         }
         let text = &*text;
         if let Some(g) = &self.general {
-            return g.pieces(text, lead, |piece| self.cached(piece.as_bytes(), out, |out| g.encode_piece(piece, out)));
+            return g.pieces(text, lead, |piece| {
+                g.words(piece, |w| self.cached(w.as_bytes(), out, |out| g.encode_piece(w, out)))
+            });
         }
         if let Some(wp) = &self.wordpiece {
             for w in words(text, wp.split) {
@@ -648,24 +646,16 @@ impl HfTokenizer {
             return compute(out);
         }
         let hit = PIECES.with(|c| {
-            let c = c.try_borrow().ok()?;
-            if c.0 != self.cache_id {
-                return None;
-            }
-            c.1.get(key).map(|ids| out.extend_from_slice(ids))
+            c.try_borrow_mut().is_ok_and(|mut c| c.lookup(self.cache_id, key, |ids| out.extend_from_slice(ids)))
         });
-        if hit.is_some() {
+        if hit {
             return Ok(());
         }
         let start = out.len();
         compute(out)?;
         PIECES.with(|c| {
             if let Ok(mut c) = c.try_borrow_mut() {
-                if c.0 != self.cache_id || c.1.len() >= CACHE_ENTRIES {
-                    c.0 = self.cache_id;
-                    c.1.clear();
-                }
-                c.1.insert(key.into(), out[start..].into());
+                c.insert(self.cache_id, key.into(), out[start..].into());
             }
         });
         Ok(())
@@ -867,7 +857,7 @@ fn parse_norms(cx: &Ctx<'_>, n: &Value, path: &str) -> Result<Vec<Norm>> {
                     .map_err(|e| cx.bad(path, format!("precompiled_charsmap is not base64: {e}")))?,
             };
             let map = CharsMap::parse(&blob).map_err(|e| cx.bad(path, e))?;
-            vec![Norm::Precompiled(std::sync::Arc::new(map))]
+            vec![Norm::Precompiled(std::sync::Arc::new(Precompiled::new(map)))]
         }
         "ByteLevel" => vec![Norm::ByteLevel],
         "Nmt" => vec![Norm::Nmt],
@@ -1334,7 +1324,7 @@ impl Norm {
             // Only non-empty text gets the prefix.
             Norm::Prepend(_) if text.is_empty() => String::new(),
             Norm::Prepend(p) => format!("{p}{text}"),
-            Norm::Precompiled(map) => precompiled_normalize(map, text),
+            Norm::Precompiled(p) => p.normalize(text),
             Norm::ByteLevel => {
                 let table = byte_to_char();
                 text.bytes().map(|b| table[b as usize]).collect()
@@ -1347,25 +1337,65 @@ impl Norm {
 /// `tokenizers`' `Precompiled` normalizer: each extended grapheme cluster shorter than 6
 /// bytes is replaced whole by the replacement of the shortest rule that is a prefix of it;
 /// otherwise each character by its own rule (or kept).
-fn precompiled_normalize(map: &CharsMap, text: &str) -> String {
-    use unicode_segmentation::UnicodeSegmentation;
-    let mut out = String::with_capacity(text.len());
-    let push = |out: &mut String, r: &[u8]| out.push_str(&String::from_utf8_lossy(r));
-    for g in text.graphemes(true) {
-        if g.len() < 6 {
-            if let Some(r) = map.shortest(g.as_bytes()) {
-                push(&mut out, r);
+#[derive(Debug)]
+struct Precompiled {
+    map: CharsMap,
+    /// The replacement of each ASCII character alone (`None`: kept).
+    ascii: Vec<Option<String>>,
+}
+
+impl Precompiled {
+    fn new(map: CharsMap) -> Self {
+        let ascii = (0..128u8).map(|b| map.shortest(&[b]).map(|r| String::from_utf8_lossy(r).into_owned())).collect();
+        Self { map, ascii }
+    }
+
+    fn normalize(&self, text: &str) -> String {
+        use unicode_segmentation::UnicodeSegmentation;
+        let bytes = text.as_bytes();
+        let mut out = String::with_capacity(text.len());
+        let push = |out: &mut String, r: &[u8]| out.push_str(&String::from_utf8_lossy(r));
+        // Two ASCII characters have a grapheme boundary between them, CR LF excepted: an
+        // ASCII character followed by another (or the end) is a grapheme of its own. Other
+        // text is segmented in runs that end at such a boundary, where segmentation restarts
+        // as it would in the whole text.
+        let lone_ascii = |i: usize| {
+            bytes[i] < 128
+                && bytes.get(i + 1).is_none_or(|&n| n < 128)
+                && !(bytes[i] == b'\r' && bytes.get(i + 1) == Some(&b'\n'))
+        };
+        let mut i = 0;
+        while i < bytes.len() {
+            if lone_ascii(i) {
+                match &self.ascii[bytes[i] as usize] {
+                    Some(r) => out.push_str(r),
+                    None => out.push(bytes[i] as char),
+                }
+                i += 1;
                 continue;
             }
-        }
-        for (i, c) in g.char_indices() {
-            match map.shortest(&g.as_bytes()[i..i + c.len_utf8()]) {
-                Some(r) => push(&mut out, r),
-                None => out.push(c),
+            let mut j = i + 1;
+            while j < bytes.len() && !(bytes[j - 1] < 128 && bytes[j - 1] != b'\r' && lone_ascii(j)) {
+                j += 1;
             }
+            for g in text[i..j].graphemes(true) {
+                if g.len() < 6 {
+                    if let Some(r) = self.map.shortest(g.as_bytes()) {
+                        push(&mut out, r);
+                        continue;
+                    }
+                }
+                for (k, c) in g.char_indices() {
+                    match self.map.shortest(&g.as_bytes()[k..k + c.len_utf8()]) {
+                        Some(r) => push(&mut out, r),
+                        None => out.push(c),
+                    }
+                }
+            }
+            i = j;
         }
+        out
     }
-    out
 }
 
 /// The `Nmt` normalizer on one character: control characters dropped, some spaces unified.

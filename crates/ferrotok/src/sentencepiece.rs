@@ -27,6 +27,7 @@ use std::collections::BinaryHeap;
 
 use rustc_hash::FxHashMap;
 
+use crate::cache::WordCache;
 use crate::error::{Error, Result};
 use crate::vocab::Rank;
 
@@ -447,48 +448,17 @@ impl BpeTable {
     }
 }
 
-/// The per-thread cache of BPE words (for the model used last on the thread): words up to
-/// `CACHE_MAX_WORD` bytes, at most `CACHE_WORDS` of them in two generations. A full young
-/// generation becomes the old one (the previous old one is dropped), and a hit in the old
-/// generation moves the word back to the young one: frequent words stay, at O(1) per word.
-/// Exact: a word's pieces depend only on it.
+/// BPE words up to this many bytes are cached per thread (see [`WordCache`]).
 const CACHE_MAX_WORD: usize = 48;
 /// Words of at most this many symbols merge by scanning instead of through a heap.
 const SHORT_WORD: usize = 64;
-const CACHE_WORDS: usize = 1 << 16;
 
 /// A cached word's pieces: (length in bytes, id) each.
 type WordPieces = Box<[(u32, Rank)]>;
 
-struct WordCache<V> {
-    owner: u64,
-    young: FxHashMap<Box<[u8]>, V>,
-    old: FxHashMap<Box<[u8]>, V>,
-}
-
-impl<V> Default for WordCache<V> {
-    fn default() -> Self {
-        Self { owner: 0, young: FxHashMap::default(), old: FxHashMap::default() }
-    }
-}
-
-impl<V> WordCache<V> {
-    fn insert(&mut self, word: Box<[u8]>, value: V) {
-        if self.young.len() >= CACHE_WORDS / 2 {
-            self.old = std::mem::take(&mut self.young);
-        }
-        if self.young.capacity() == 0 {
-            self.young.reserve(CACHE_WORDS / 2);
-        }
-        self.young.insert(word, value);
-    }
-}
-
 thread_local! {
     static WORDS: std::cell::RefCell<WordCache<WordPieces>> = std::cell::RefCell::new(WordCache::default());
 }
-
-static NEXT_CACHE_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// A SentencePiece model loaded from its `.model` file.
 #[derive(Debug, Clone)]
@@ -775,20 +745,9 @@ impl SentencePiece {
             }
         };
         let hit = WORDS.with(|c| {
-            let mut c = c.try_borrow_mut().ok()?;
-            if c.owner != self.cache_id {
-                return None;
-            }
-            if let Some(pieces) = c.young.get(word) {
-                emit_all(pieces, emit);
-                return Some(());
-            }
-            let (word, pieces) = c.old.remove_entry(word)?;
-            emit_all(&pieces, emit);
-            c.insert(word, pieces);
-            Some(())
+            c.try_borrow_mut().is_ok_and(|mut c| c.lookup(self.cache_id, word, |pieces| emit_all(pieces, emit)))
         });
-        if hit.is_some() {
+        if hit {
             return;
         }
         let mut pieces = Vec::new();
@@ -796,10 +755,7 @@ impl SentencePiece {
         emit_all(&pieces, emit);
         WORDS.with(|c| {
             if let Ok(mut c) = c.try_borrow_mut() {
-                if c.owner != self.cache_id {
-                    *c = WordCache { owner: self.cache_id, ..WordCache::default() };
-                }
-                c.insert(word.into(), pieces.into());
+                c.insert(self.cache_id, word.into(), pieces.into());
             }
         });
     }
@@ -1283,7 +1239,7 @@ impl Parsed {
             bos,
             eos,
             word_splits,
-            cache_id: NEXT_CACHE_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            cache_id: crate::cache::next_owner_id(),
         })
     }
 }

@@ -190,7 +190,8 @@ type Piece = (String, usize);
 
 /// The lead (see [`Piece`]) of the part of a piece that starts at byte `start`.
 fn lead_at(text: &str, lead: usize, start: usize) -> usize {
-    if lead == 0 {
+    // A character takes at most 4 bytes: past 4 × lead bytes no count is needed.
+    if lead == 0 || start >= 4 * lead {
         return 0;
     }
     lead.saturating_sub(text[..start].chars().count())
@@ -363,6 +364,12 @@ struct CharBpe {
     ignore_merges: bool,
     /// The ids of `<0x00>` … `<0xFF>`, for byte fallback.
     byte_tokens: [Option<Rank>; 256],
+    /// A character before which (unless it follows itself) no merge can reach: no token has
+    /// it after another character than itself. A piece is encoded word by word between them.
+    word_start: Option<char>,
+    /// The ids of one-character tokens, when there is neither prefix nor suffix (a shortcut
+    /// for the look-up of the character as a string).
+    char_ids: FxHashMap<char, Rank>,
 }
 
 /// The ids of SentencePiece-style byte tokens `<0x00>` … `<0xFF>` in a vocabulary.
@@ -398,13 +405,34 @@ impl CharBpe {
             // The last listing of a pair wins, as in `tokenizers`.
             merges.insert((ia, ib), (rank as u32, im));
         }
+        let suffix = text("end_of_word_suffix");
+        // With a prefix or suffix, where a word starts and ends changes its symbols.
+        let word_start = if prefix.is_none() && suffix.is_none() {
+            ['\u{2581}', ' ', '\u{120}'].into_iter().find(|&c| {
+                vocab.contains_key(c.encode_utf8(&mut [0; 4]) as &str)
+                    && vocab.keys().all(|t| t.trim_start_matches(c).chars().all(|d| d != c))
+            })
+        } else {
+            None
+        };
+        let mut char_ids = FxHashMap::default();
+        if prefix.is_none() && suffix.is_none() {
+            for (t, &id) in &vocab {
+                let mut cs = t.chars();
+                if let (Some(c), None) = (cs.next(), cs.next()) {
+                    char_ids.insert(c, id);
+                }
+            }
+        }
         Ok(Self {
             byte_tokens: byte_tokens(&vocab),
+            word_start,
+            char_ids,
             vocab,
             merges,
             unk_token: text("unk_token"),
             prefix,
-            suffix: text("end_of_word_suffix"),
+            suffix,
             fuse_unk: cx.flag(model, "fuse_unk"),
             byte_fallback: cx.flag(model, "byte_fallback"),
             ignore_merges: cx.flag(model, "ignore_merges"),
@@ -429,6 +457,11 @@ impl CharBpe {
         let mut key = String::new();
         let mut chars = word.char_indices().peekable();
         while let Some((i, c)) = chars.next() {
+            if let Some(&id) = self.char_ids.get(&c) {
+                ids.extend(unk.take());
+                ids.push(id);
+                continue;
+            }
             key.clear();
             if i > 0 {
                 key.push_str(self.prefix.as_deref().unwrap_or_default());
@@ -459,16 +492,40 @@ impl CharBpe {
             }
         }
         ids.extend(unk);
-        heap_merge(&self.merges, &mut ids);
+        merge_word(&self.merges, &mut ids);
         out.extend_from_slice(&ids);
         Ok(())
     }
 }
 
+/// Words of at most this many symbols are merged by scanning rather than with a heap.
+const SHORT_WORD: usize = 16;
+
 /// `tokenizers`' merge loop over a word's symbols: every adjacent pair listed in `merges`
 /// goes into a min-heap keyed by (merge rank, position); the lowest is applied unless its
 /// symbols changed since, and the pairs it forms with its neighbours are pushed.
-pub(crate) fn heap_merge(merges: &FxHashMap<(Rank, Rank), (u32, Rank)>, ids: &mut Vec<Rank>) {
+pub(crate) fn merge_word(merges: &FxHashMap<(Rank, Rank), (u32, Rank)>, ids: &mut Vec<Rank>) {
+    if ids.len() <= SHORT_WORD {
+        scan_merge(merges, ids);
+    } else {
+        heap_merge(merges, ids);
+    }
+}
+
+/// The same order as [`heap_merge`] without a heap: each time, the lowest (rank, position)
+/// among the current adjacent pairs (quadratic, and faster for short words).
+fn scan_merge(merges: &FxHashMap<(Rank, Rank), (u32, Rank)>, ids: &mut Vec<Rank>) {
+    while ids.len() >= 2 {
+        let best = (0..ids.len() - 1)
+            .filter_map(|i| merges.get(&(ids[i], ids[i + 1])).map(|&(rank, new)| (rank, i, new)))
+            .min();
+        let Some((_, i, new)) = best else { return };
+        ids[i] = new;
+        ids.remove(i + 1);
+    }
+}
+
+fn heap_merge(merges: &FxHashMap<(Rank, Rank), (u32, Rank)>, ids: &mut Vec<Rank>) {
     const NONE: usize = usize::MAX;
     let n = ids.len();
     if n < 2 {
@@ -904,6 +961,23 @@ impl General {
         Ok(())
     }
 
+    /// Calls `word` on each part of `piece` that the model can encode on its own (the piece
+    /// itself, or for BPE with a word-start character, the words it separates; see
+    /// `CharBpe::word_start`).
+    pub(crate) fn words(&self, piece: &str, mut word: impl FnMut(&str) -> Result<()>) -> Result<()> {
+        let Model::Bpe(CharBpe { word_start: Some(c), .. }) = &self.model else { return word(piece) };
+        let mut start = 0;
+        let mut prev = None;
+        for (i, d) in piece.char_indices() {
+            if d == *c && prev.is_some_and(|p| p != *c) {
+                word(&piece[start..i])?;
+                start = i;
+            }
+            prev = Some(d);
+        }
+        word(&piece[start..])
+    }
+
     /// The model's ids for one piece.
     pub(crate) fn encode_piece(&self, piece: &str, out: &mut Vec<Rank>) -> Result<()> {
         match &self.model {
@@ -956,6 +1030,31 @@ mod tests {
         assert_eq!(cut(Behavior::MergedWithPrevious), ["the-", "final-", "-", "countdown"]);
         assert_eq!(cut(Behavior::MergedWithNext), ["the", "-final", "-", "-countdown"]);
         assert_eq!(cut(Behavior::Contiguous), ["the", "-", "final", "--", "countdown"]);
+    }
+
+    #[test]
+    fn scan_and_heap_merges_agree() {
+        // Random merge tables over a small alphabet, so that pairs compete and chain.
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        for _ in 0..200 {
+            let mut merges = FxHashMap::default();
+            for rank in 0..40 {
+                merges.insert((next(6) as Rank, next(6) as Rank), (rank, 6 + next(10) as Rank));
+            }
+            for len in [2, 5, 17, 40] {
+                let ids: Vec<Rank> = (0..len).map(|_| next(16) as Rank).collect();
+                let (mut a, mut b) = (ids.clone(), ids);
+                scan_merge(&merges, &mut a);
+                heap_merge(&merges, &mut b);
+                assert_eq!(a, b);
+            }
+        }
     }
 
     #[test]
