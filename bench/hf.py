@@ -3,7 +3,7 @@
 same file, one core, one call per document, ids compared with the reference's.
 
     python bench/hf.py                      # BERT, Llama 3, Qwen3 and the SentencePiece models on ../shared/corpus
-    python bench/hf.py --mb 2 --parts english,cjk --files bert,xlnet
+    python bench/hf.py --mb 2 --parts english,cjk --files bert,xlnet-unigram,mistral-hf
 
 Each library runs in its own fresh process (first pass over the text, nothing warmed on it).
 Writes bench/results/hf.md.
@@ -30,7 +30,23 @@ FILES = {
     "xlnet-unigram": SP / "xlnet_base_cased.model",
     "botchan-bpe": SP / "botchan_en_bpe_1000.model",
     "botchan-unigram": SP / "botchan_en_unigram_1000.model",
+    # tokenizer.json files in the layouts converted SentencePiece models ship (Llama 2 /
+    # Mistral BPE with byte fallback; XLNet/T5-style Unigram with Precompiled and Metaspace),
+    # built by the test zoo's builders with `tokenizers` from the vendored models.
+    "mistral-hf": HERE / "results" / "generated" / "mistral-llama2-layout.tokenizer.json",
+    "xlnet-hf": HERE / "results" / "generated" / "xlnet-unigram.tokenizer.json",
 }
+
+
+def generate(path: Path) -> None:
+    sys.path.insert(0, str(ROOT / "python" / "tests"))
+    import test_hf_zoo
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path == FILES["mistral-hf"]:
+        test_hf_zoo.llama2_style(metaspace=False).save(str(path))
+    elif path == FILES["xlnet-hf"]:
+        test_hf_zoo.xlnet_unigram().save(str(path))
 # (libraries, the reference) by kind of file; splintr is not installed here.
 LIBS = {
     ".json": (["ferrotok", "tokenizers", "fastokens", "gigatoken", "kitoken", "tokie"], "tokenizers"),
@@ -89,6 +105,8 @@ def main() -> None:
     ]
     for name in args.files.split(","):
         path = FILES[name]
+        if path.parent.name == "generated" and not path.exists():
+            generate(path)
         if not path.exists():
             print(f"skipping {name}: {path} missing", file=sys.stderr)
             continue

@@ -499,7 +499,7 @@ impl CharBpe {
 }
 
 /// Words of at most this many symbols are merged by scanning rather than with a heap.
-const SHORT_WORD: usize = 16;
+const SHORT_WORD: usize = 64;
 
 /// `tokenizers`' merge loop over a word's symbols: every adjacent pair listed in `merges`
 /// goes into a min-heap keyed by (merge rank, position); the lowest is applied unless its
@@ -515,13 +515,31 @@ pub(crate) fn merge_word(merges: &FxHashMap<(Rank, Rank), (u32, Rank)>, ids: &mu
 /// The same order as [`heap_merge`] without a heap: each time, the lowest (rank, position)
 /// among the current adjacent pairs (quadratic, and faster for short words).
 fn scan_merge(merges: &FxHashMap<(Rank, Rank), (u32, Rank)>, ids: &mut Vec<Rank>) {
-    while ids.len() >= 2 {
-        let best = (0..ids.len() - 1)
-            .filter_map(|i| merges.get(&(ids[i], ids[i + 1])).map(|&(rank, new)| (rank, i, new)))
-            .min();
-        let Some((_, i, new)) = best else { return };
-        ids[i] = new;
-        ids.remove(i + 1);
+    // pairs[i]: the merge of ids[i] and ids[i + 1] (rank, merged id), or NO_MERGE; only the
+    // two pairs beside a merge are looked up again after it.
+    const NO_MERGE: (u32, Rank) = (u32::MAX, 0);
+    let pair = |a: Rank, b: Rank| merges.get(&(a, b)).copied().unwrap_or(NO_MERGE);
+    let mut pairs: Vec<(u32, Rank)> = ids.windows(2).map(|w| pair(w[0], w[1])).collect();
+    loop {
+        let mut best = 0;
+        for i in 1..pairs.len() {
+            if pairs[i].0 < pairs[best].0 {
+                best = i;
+            }
+        }
+        let Some(&(rank, new)) = pairs.get(best) else { return };
+        if rank == u32::MAX {
+            return;
+        }
+        ids[best] = new;
+        ids.remove(best + 1);
+        pairs.remove(best);
+        if best > 0 {
+            pairs[best - 1] = pair(ids[best - 1], new);
+        }
+        if best < pairs.len() {
+            pairs[best] = pair(new, ids[best + 1]);
+        }
     }
 }
 
@@ -947,6 +965,9 @@ impl General {
     pub(crate) fn pieces(&self, text: &str, lead: usize, mut piece: impl FnMut(&str) -> Result<()>) -> Result<()> {
         if text.is_empty() {
             return Ok(());
+        }
+        if self.steps.is_empty() {
+            return piece(text);
         }
         let mut pieces = vec![(text.to_owned(), lead)];
         let mut ranges = Vec::new();
