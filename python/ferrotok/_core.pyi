@@ -160,7 +160,7 @@ class Encoding:
 
 @final
 class TokenizerEncoding:
-    """The result of `Tokenizer.encode`: the ids and the tokens."""
+    """The result of `Tokenizer.encode`: the ids, the tokens, and what each token is."""
 
     @property
     def ids(self) -> list[int]:
@@ -171,6 +171,19 @@ class TokenizerEncoding:
     @property
     def attention_mask(self) -> list[int]:
         """1 for every token, 0 for padding."""
+    @property
+    def type_ids(self) -> list[int]:
+        """The type id of each token (the template's; padding has the padding's)."""
+    @property
+    def special_tokens_mask(self) -> list[int]:
+        """1 for the special tokens the post-processor added and for padding, 0 for the rest."""
+    @property
+    def sequence_ids(self) -> list[int | None]:
+        """The input sequence each token comes from (0, or 1 in a pair), None for the special
+        tokens the post-processor added and for padding."""
+    @property
+    def n_sequences(self) -> int:
+        """1, or 2 for a pair."""
     def __len__(self) -> int: ...
 
 @final
@@ -226,19 +239,26 @@ class Tokenizer:
     def _from_state(
         data: bytes,
         sentencepiece: tuple[bool, bool] | None,
-        truncate: int | None,
-        padding: tuple[int | None, int | None, int] | None,
+        truncate: tuple[int, int, bool] | None,
+        padding: tuple[int | None, int | None, int, int, bool, str | None] | None,
     ) -> Tokenizer:
         """Rebuilds a pickled tokenizer."""
     def to_str(self) -> str:
         """The `tokenizer.json` this tokenizer was loaded from (`UnsupportedError` for a
         SentencePiece model)."""
-    def encode(self, sequence: str, /, *, add_special_tokens: bool = True) -> TokenizerEncoding:
-        """Encodes one text; `add_special_tokens` applies the post-processor's template."""
+    def encode(
+        self, sequence: str, pair: str | None = None, /, *, add_special_tokens: bool = True
+    ) -> TokenizerEncoding:
+        """Encodes one text, or a pair; `add_special_tokens` applies the post-processor's template."""
     def encode_batch(
-        self, inputs: Sequence[str], /, *, add_special_tokens: bool = True, num_threads: int | None = None
+        self,
+        inputs: Sequence[str | tuple[str, str] | list[str]],
+        /,
+        *,
+        add_special_tokens: bool = True,
+        num_threads: int | None = None,
     ) -> list[TokenizerEncoding]:
-        """Encodes many texts in parallel (the GIL released)."""
+        """Encodes many texts (or `(text, pair)` pairs) in parallel (the GIL released)."""
     def count(self, sequence: str, /, *, add_special_tokens: bool = True) -> int:
         """The number of tokens of `sequence`, without truncation or padding."""
     def decode(self, ids: Sequence[int], /, *, skip_special_tokens: bool = True) -> str:
@@ -260,8 +280,9 @@ class Tokenizer:
     def enable_truncation(
         self, max_length: int, stride: int = 0, strategy: str = "longest_first", direction: str = "right"
     ) -> None:
-        """Truncates every encoding to at most `max_length` ids (special tokens included), from
-        the right. A stride, another strategy or the left direction raise `UnsupportedError`."""
+        """Truncates every encoding to at most `max_length` ids (special tokens included), with
+        `tokenizers`' strategies (`longest_first`, `only_first`, `only_second`), keeping the start
+        (`direction="right"`) or the end (`"left"`). A stride raises `UnsupportedError`."""
     def no_truncation(self) -> None:
         """Turns truncation off."""
     def enable_padding(
@@ -273,8 +294,8 @@ class Tokenizer:
         length: int | None = None,
         pad_to_multiple_of: int | None = None,
     ) -> None:
-        """Pads every encoding (`length=None`: a batch to its longest), on the right. `pad_id`
-        defaults to the id of `pad_token` when that is a token, else 0."""
+        """Pads every encoding (`length=None`: a batch to its longest), on the right or the left.
+        `pad_id` defaults to the id of `pad_token` when that is a token, else 0."""
     def no_padding(self) -> None:
         """Turns padding off."""
     @property

@@ -270,12 +270,26 @@ def test_padding_and_truncation_setters_match_tokenizers() -> None:
     mine = ferrotok.Tokenizer.from_file(path)
     docs = texts()[:60] + ["", "short", "a b c d e f g h i j k l m n o p q r s t u v w x y z"]
 
+    # Short pairs: with truncation `tokenizers` builds every overflowing piece, slow on long texts.
+    pairs = [(a[:400], b[:300]) for a, b in zip(docs[:20], docs[20:40])] + [("", "x y z"), ("a b c d e f", "")]
+    fields = ("ids", "attention_mask", "type_ids", "special_tokens_mask", "sequence_ids", "n_sequences")
+
+    def check(r: Any, m: Any) -> None:
+        for f in fields:
+            assert getattr(m, f) == getattr(r, f), f
+
     def same() -> None:
         for r, m in zip(ref.encode_batch(docs), mine.encode_batch(docs)):
-            assert m.ids == r.ids and m.attention_mask == r.attention_mask
+            check(r, m)
+        for r, m in zip(ref.encode_batch(pairs), mine.encode_batch(pairs)):
+            check(r, m)
         for d in docs[:10]:
             r, m = ref.encode(d), mine.encode(d)
-            assert m.ids == r.ids and m.tokens == r.tokens and m.attention_mask == r.attention_mask
+            check(r, m)
+            assert m.tokens == r.tokens
+        for a, b in pairs[:10]:
+            for special in (True, False):
+                check(ref.encode(a, b, add_special_tokens=special), mine.encode(a, b, add_special_tokens=special))
 
     assert mine.truncation is not None and mine.truncation["max_length"] == ref.truncation["max_length"]
     assert mine.padding is not None and mine.padding["length"] == ref.padding["length"]
@@ -286,21 +300,60 @@ def test_padding_and_truncation_setters_match_tokenizers() -> None:
         lambda t: t.enable_padding(pad_id=0, pad_token="[PAD]"),
         lambda t: t.enable_padding(pad_id=0, pad_token="[PAD]", pad_to_multiple_of=8),
         lambda t: t.enable_padding(pad_id=0, pad_token="[PAD]", length=40),
+        lambda t: t.enable_truncation(16, direction="left"),
+        lambda t: t.enable_truncation(3),
+        lambda t: t.enable_truncation(1),
+        lambda t: t.enable_padding(pad_id=7, pad_type_id=2, direction="left", pad_to_multiple_of=8),
+        lambda t: t.enable_truncation(24, strategy="longest_first", direction="left"),
         lambda t: t.no_truncation(),
         lambda t: t.no_padding(),
     ]:
         change(ref)
         change(mine)
         same()
-        for key in ("max_length", "stride", "direction"):
+        for key in ("max_length", "stride", "direction", "strategy"):
             assert (mine.truncation or {}).get(key) == (ref.truncation or {}).get(key)
-        for key in ("length", "pad_to_multiple_of", "pad_id", "pad_token"):
+        for key in ("length", "pad_to_multiple_of", "pad_id", "pad_token", "pad_type_id", "direction"):
             assert (mine.padding or {}).get(key) == (ref.padding or {}).get(key)
     assert mine.truncation is None and mine.padding is None
     with pytest.raises(ferrotok.UnsupportedError, match="stride"):
         mine.enable_truncation(8, stride=2)
-    with pytest.raises(ferrotok.UnsupportedError, match="direction"):
-        mine.enable_padding(direction="left")
+    with pytest.raises(ValueError, match="direction"):
+        mine.enable_padding(direction="up")
+    with pytest.raises(ValueError, match="strategy"):
+        mine.enable_truncation(8, strategy="shortest_first")
+
+
+def test_pair_truncation_strategies_and_their_errors_match_tokenizers() -> None:
+    ref = tokenizers.Tokenizer.from_file(str(TESTDATA / "hf" / "bert-uncased-minilm.tokenizer.json"))
+    mine = ferrotok.Tokenizer.from_file(TESTDATA / "hf" / "bert-uncased-minilm.tokenizer.json")
+    ref.no_padding()
+    mine.no_padding()
+    cases = [("one two three four five", "six seven eight"), ("a b", "c d e f g h i j k l"), ("x", ""), ("", "")]
+    for strategy in ("longest_first", "only_first", "only_second"):
+        for direction in ("right", "left"):
+            for max_length in (0, 1, 2, 3, 4, 5, 6, 8, 11, 30):
+                ref.enable_truncation(max_length, strategy=strategy, direction=direction)
+                mine.enable_truncation(max_length, strategy=strategy, direction=direction)
+                for a, b in cases:
+                    for pair in (b, None):
+                        try:
+                            want = ref.encode(a, pair)
+                        except Exception as e:
+                            # tokenizers' messages: "Second sequence not provided", "Sequence to
+                            # truncate too short to respect the provided max_length".
+                            words = "not provided" if "not provided" in str(e) else "too short"
+                            with pytest.raises(ferrotok.EncodeError, match=words):
+                                mine.encode(a, pair)
+                            continue
+                        got = mine.encode(a, pair)
+                        assert (got.ids, got.type_ids, got.sequence_ids) == (want.ids, want.type_ids, want.sequence_ids), (
+                            strategy,
+                            direction,
+                            max_length,
+                            a,
+                            pair,
+                        )
 
 
 def test_changing_settings_does_not_disturb_calls_in_flight() -> None:

@@ -150,9 +150,14 @@ def bpe_bytelevel_prefix_space() -> Tokenizer:
         [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=True, use_regex=True)]
     )
     tok.decoder = decoders.ByteLevel()
-    return train(
-        tok, trainers.BpeTrainer(vocab_size=1000, initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trained = train(
+        tok,
+        trainers.BpeTrainer(
+            vocab_size=1000, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), special_tokens=["<s>", "</s>"]
+        ),
     )
+    trained.post_processor = processors.RobertaProcessing(("</s>", 1), ("<s>", 0))
+    return trained
 
 
 def bpe_ignore_merges_byte_fallback() -> Tokenizer:
@@ -289,6 +294,20 @@ def test_zoo_member_decodes_arbitrary_ids_as_tokenizers_does(name: str) -> None:
         ids = [rng.randrange(n) for _ in range(rng.randrange(1, 12))]
         for skip in (True, False):
             assert mine.decode(ids, skip_special_tokens=skip) == ref.decode(ids, skip_special_tokens=skip), ids
+
+
+@pytest.mark.parametrize("name", list(ZOO))
+def test_zoo_member_encodes_pairs_as_tokenizers_does(name: str) -> None:
+    ref, mine = member(name)
+    docs = [t[:300] for t in texts()[:30]] + ["", "x"]
+    pairs = list(zip(docs[::2], docs[1::2]))
+    fields = ("ids", "type_ids", "special_tokens_mask", "sequence_ids", "attention_mask", "n_sequences")
+    for special in (True, False):
+        want = ref.encode_batch(pairs, add_special_tokens=special)
+        got = mine.encode_batch(pairs, add_special_tokens=special)
+        for (a, b), w, g in zip(pairs, want, got):
+            for f in fields:
+                assert getattr(g, f) == getattr(w, f), (f, a[:40], b[:40])
 
 
 def test_whole_shared_corpus(request: pytest.FixtureRequest) -> None:

@@ -3,25 +3,26 @@
 
 use std::sync::Arc;
 
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
 
 use std::sync::RwLock;
 
-use ferrotok::hf::{HfTokenizer, LengthSettings, Padding};
+use ferrotok::hf::{HfEncoding, HfTokenizer, LengthSettings, Padding, Part, Strategy, Truncation};
 use ferrotok::{parallel, Rank};
 
-use crate::convert::{texts, Text};
+use crate::convert::Text;
 use crate::encoding::detach;
 use crate::errors::{new_err, py_err};
 
 /// The result of `Tokenizer.encode`: the ids and the tokens.
 #[pyclass(frozen, module = "ferrotok", name = "TokenizerEncoding")]
 pub struct PyTokenizerEncoding {
-    ids: Vec<Rank>,
-    /// Ids before padding; the rest are padding.
-    real: usize,
+    enc: HfEncoding,
     tokenizer: Arc<HfTokenizer>,
+    /// What `tokens` shows for padding (as `tokenizers`, the padding's token text).
+    pad_token: Option<Arc<str>>,
 }
 
 #[pymethods]
@@ -29,27 +30,63 @@ impl PyTokenizerEncoding {
     /// The token ids.
     #[getter]
     fn ids(&self) -> Vec<Rank> {
-        self.ids.clone()
+        self.enc.ids.clone()
     }
 
     /// The tokens as the tokenizer file spells them.
     #[getter]
     fn tokens(&self) -> Vec<String> {
-        self.ids.iter().map(|&id| self.tokenizer.id_to_token(id).unwrap_or_default().to_owned()).collect()
+        let name = |id: Rank| self.tokenizer.id_to_token(id).unwrap_or_default().to_owned();
+        let mut out = Vec::with_capacity(self.enc.ids.len());
+        let mut at = 0;
+        for &(part, n) in &self.enc.parts {
+            let ids = &self.enc.ids[at..at + n];
+            match (part, &self.pad_token) {
+                (Part::Padding { .. }, Some(pad)) => out.extend(std::iter::repeat_n(pad.to_string(), n)),
+                _ => out.extend(ids.iter().map(|&id| name(id))),
+            }
+            at += n;
+        }
+        out
     }
 
     /// 1 for every token, 0 for padding.
     #[getter]
     fn attention_mask(&self) -> Vec<u32> {
-        (0..self.ids.len()).map(|i| u32::from(i < self.real)).collect()
+        self.enc.attention_mask()
+    }
+
+    /// The type id of each token (the template's; padding has the padding's).
+    #[getter]
+    fn type_ids(&self) -> Vec<u32> {
+        self.enc.type_ids()
+    }
+
+    /// 1 for the special tokens the post-processor added and for padding, 0 for the rest.
+    #[getter]
+    fn special_tokens_mask(&self) -> Vec<u32> {
+        self.enc.special_tokens_mask()
+    }
+
+    /// The input sequence each token comes from (0, or 1 in a pair), None for the special
+    /// tokens the post-processor added and for padding.
+    #[getter]
+    fn sequence_ids(&self) -> Vec<Option<u8>> {
+        self.enc.sequence_ids()
+    }
+
+    /// 1, or 2 for a pair.
+    #[getter]
+    fn n_sequences(&self) -> usize {
+        self.enc.n_sequences
     }
 
     fn __len__(&self) -> usize {
-        self.ids.len()
+        self.enc.ids.len()
     }
 
     fn __repr__(&self) -> String {
-        format!("TokenizerEncoding(num_tokens={})", self.ids.len())
+        format!("TokenizerEncoding(num_tokens={})", self.enc.ids.len())
     }
 }
 
@@ -65,7 +102,14 @@ pub struct PyTokenizer {
     model: RwLock<(Arc<HfTokenizer>, Source)>,
     /// Truncation and padding (the file's until changed). Calls copy them when they start, so
     /// a change never disturbs a call in flight.
-    length: RwLock<LengthSettings>,
+    length: RwLock<Settings>,
+}
+
+/// Truncation and padding, and the padding's token text.
+#[derive(Clone, Default)]
+struct Settings {
+    length: LengthSettings,
+    pad_token: Option<Arc<str>>,
 }
 
 /// What a tokenizer was loaded from (kept for `to_str`, pickling and corpus-job identity).
@@ -228,22 +272,25 @@ impl PyTokenizer {
         }
     }
 
-    /// Encodes one text; `add_special_tokens` applies the post-processor's template.
-    #[pyo3(signature = (sequence, /, *, add_special_tokens = true))]
+    /// Encodes one text, or a pair; `add_special_tokens` applies the post-processor's template.
+    #[pyo3(signature = (sequence, pair = None, /, *, add_special_tokens = true))]
     fn encode(
         &self,
         py: Python<'_>,
         sequence: &Bound<'_, PyAny>,
+        pair: Option<&Bound<'_, PyAny>>,
         add_special_tokens: bool,
     ) -> PyResult<PyTokenizerEncoding> {
         let text = Text::extract(sequence, "sequence")?;
+        let pair = pair.map(|p| Text::extract(p, "pair")).transpose()?;
         let inner = self.core();
-        let settings = self.settings();
-        let (ids, real) = detach(py, text.as_str().len(), || {
-            inner.encode_with_settings(text.as_str(), add_special_tokens, &settings)
+        let Settings { length: settings, pad_token } = self.all_settings();
+        let size = text.as_str().len() + pair.as_ref().map_or(0, |p| p.as_str().len());
+        let enc = detach(py, size, || {
+            inner.encode_full(text.as_str(), pair.as_ref().map(|p| p.as_str()), add_special_tokens, &settings)
         })
         .map_err(py_err(py))?;
-        Ok(PyTokenizerEncoding { ids, real, tokenizer: self.core() })
+        Ok(PyTokenizerEncoding { enc, tokenizer: inner, pad_token })
     }
 
     /// Encodes many texts in parallel (the GIL released).
@@ -255,17 +302,23 @@ impl PyTokenizer {
         add_special_tokens: bool,
         num_threads: Option<usize>,
     ) -> PyResult<Vec<PyTokenizerEncoding>> {
-        let items = texts(inputs, "inputs")?;
+        let items = batch_inputs(inputs)?;
         let inner = self.core();
         let threads = parallel::num_threads(num_threads);
-        let total: usize = items.iter().map(|t| t.as_str().len()).sum();
-        let settings = self.settings();
+        let total: usize =
+            items.iter().map(|(a, b)| a.as_str().len() + b.as_ref().map_or(0, |b| b.as_str().len())).sum();
+        let Settings { length: settings, pad_token } = self.all_settings();
         let all = detach(py, total, || {
-            parallel::map(&items, threads, |t| inner.encode_with_settings(t.as_str(), add_special_tokens, &settings))
+            parallel::map(&items, threads, |(a, b)| {
+                inner.encode_full(a.as_str(), b.as_ref().map(|b| b.as_str()), add_special_tokens, &settings)
+            })
         });
-        let mut all: Vec<(Vec<Rank>, usize)> = all.into_iter().collect::<Result<_, _>>().map_err(py_err(py))?;
+        let mut all: Vec<HfEncoding> = all.into_iter().collect::<Result<_, _>>().map_err(py_err(py))?;
         HfTokenizer::pad_batch_with(&mut all, &settings);
-        Ok(all.into_iter().map(|(ids, real)| PyTokenizerEncoding { ids, real, tokenizer: self.core() }).collect())
+        Ok(all
+            .into_iter()
+            .map(|enc| PyTokenizerEncoding { enc, tokenizer: inner.clone(), pad_token: pad_token.clone() })
+            .collect())
     }
 
     /// The number of tokens of `sequence`, without truncation or padding.
@@ -330,8 +383,9 @@ impl PyTokenizer {
         self.add(py, tokens, true)
     }
 
-    /// Truncates every encoding to at most `max_length` ids (special tokens included), from
-    /// the right. A stride, another strategy or the left direction raise `UnsupportedError`.
+    /// Truncates every encoding to at most `max_length` ids (special tokens included), with
+    /// `tokenizers`' strategies (`longest_first`, `only_first`, `only_second`), keeping the start
+    /// (`direction="right"`) or the end (`"left"`). A stride raises `UnsupportedError`.
     #[pyo3(signature = (max_length, stride = 0, strategy = "longest_first", direction = "right"))]
     fn enable_truncation(
         &self,
@@ -341,16 +395,24 @@ impl PyTokenizer {
         strategy: &str,
         direction: &str,
     ) -> PyResult<()> {
-        if stride != 0 || !matches!(strategy, "longest_first" | "only_first") || direction != "right" {
+        if stride != 0 {
             return Err(new_err(
                 crate::errors::unsupported_error(py),
-                format!(
-                    "enable_truncation: stride={stride}, strategy={strategy:?}, direction={direction:?} is not \
-                     supported yet (stride 0, longest_first or only_first, right)"
-                ),
+                format!("enable_truncation: stride={stride} (overflowing encodings) is not supported yet"),
             ));
         }
-        self.update(|l| l.truncate = Some(max_length));
+        let strategy = match strategy {
+            "longest_first" => Strategy::LongestFirst,
+            "only_first" => Strategy::OnlyFirst,
+            "only_second" => Strategy::OnlySecond,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "enable_truncation: strategy must be longest_first, only_first or only_second, not {other:?}"
+                )))
+            }
+        };
+        let left = direction_is_left(direction, "enable_truncation")?;
+        self.update(|l| l.truncate = Some(Truncation { max_length, strategy, left }));
         Ok(())
     }
 
@@ -359,13 +421,12 @@ impl PyTokenizer {
         self.update(|l| l.truncate = None);
     }
 
-    /// Pads every encoding (`length=None`: a batch to its longest), on the right. `pad_id`
-    /// defaults to the id of `pad_token` when that is a token, else 0.
+    /// Pads every encoding (`length=None`: a batch to its longest), on the right or the left.
+    /// `pad_id` defaults to the id of `pad_token` when that is a token, else 0.
     #[pyo3(signature = (direction = "right", pad_id = None, pad_type_id = 0, pad_token = "[PAD]", length = None, pad_to_multiple_of = None))]
     #[allow(clippy::too_many_arguments)]
     fn enable_padding(
         &self,
-        py: Python<'_>,
         direction: &str,
         pad_id: Option<Rank>,
         pad_type_id: u32,
@@ -373,17 +434,11 @@ impl PyTokenizer {
         length: Option<usize>,
         pad_to_multiple_of: Option<usize>,
     ) -> PyResult<()> {
-        if direction != "right" || pad_type_id != 0 {
-            return Err(new_err(
-                crate::errors::unsupported_error(py),
-                format!(
-                    "enable_padding: direction={direction:?}, pad_type_id={pad_type_id} is not supported yet \
-                     (right, 0)"
-                ),
-            ));
-        }
+        let left = direction_is_left(direction, "enable_padding")?;
         let pad_id = pad_id.or_else(|| self.core().token_to_id(pad_token)).unwrap_or(0);
-        self.update(|l| l.padding = Some(Padding { length, multiple_of: pad_to_multiple_of, pad_id }));
+        let mut s = self.length.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        s.length.padding = Some(Padding { length, multiple_of: pad_to_multiple_of, pad_id, pad_type_id, left });
+        s.pad_token = Some(pad_token.into());
         Ok(())
     }
 
@@ -395,26 +450,33 @@ impl PyTokenizer {
     /// The truncation settings, or None.
     #[getter]
     fn truncation<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
-        let Some(max_length) = self.settings().truncate else { return Ok(None) };
+        let Some(t) = self.settings().truncate else { return Ok(None) };
         let d = PyDict::new(py);
-        d.set_item("max_length", max_length)?;
+        d.set_item("max_length", t.max_length)?;
         d.set_item("stride", 0)?;
-        d.set_item("strategy", "longest_first")?;
-        d.set_item("direction", "right")?;
+        let strategy = match t.strategy {
+            Strategy::LongestFirst => "longest_first",
+            Strategy::OnlyFirst => "only_first",
+            Strategy::OnlySecond => "only_second",
+        };
+        d.set_item("strategy", strategy)?;
+        d.set_item("direction", if t.left { "left" } else { "right" })?;
         Ok(Some(d))
     }
 
     /// The padding settings, or None.
     #[getter]
     fn padding<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
-        let Some(p) = self.settings().padding else { return Ok(None) };
+        let s = self.all_settings();
+        let Some(p) = s.length.padding else { return Ok(None) };
         let d = PyDict::new(py);
         d.set_item("length", p.length)?;
         d.set_item("pad_to_multiple_of", p.multiple_of)?;
         d.set_item("pad_id", p.pad_id)?;
-        d.set_item("pad_token", self.core().id_to_token(p.pad_id))?;
-        d.set_item("pad_type_id", 0)?;
-        d.set_item("direction", "right")?;
+        let core = self.core();
+        d.set_item("pad_token", s.pad_token.as_deref().or_else(|| core.id_to_token(p.pad_id)))?;
+        d.set_item("pad_type_id", p.pad_type_id)?;
+        d.set_item("direction", if p.left { "left" } else { "right" })?;
         Ok(Some(d))
     }
 
@@ -422,13 +484,15 @@ impl PyTokenizer {
     fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
         let py = slf.py();
         let this = slf.get();
-        let l = this.settings();
-        let padding = l.padding.map(|p| (p.length, p.multiple_of, p.pad_id));
+        let Settings { length: l, pad_token } = this.all_settings();
+        let truncate = l.truncate.map(|t| (t.max_length, t.strategy as u8, t.left));
+        let pad_token = pad_token.as_deref().map(str::to_owned);
+        let padding = l.padding.map(|p| (p.length, p.multiple_of, p.pad_id, p.pad_type_id, p.left, pad_token));
         let (data, sp) = match &this.source() {
             Source::Json(json) => (PyBytes::new(py, json.as_bytes()), None),
             Source::SentencePiece { model, add_bos, add_eos } => (PyBytes::new(py, model), Some((*add_bos, *add_eos))),
         };
-        let args = (data, sp, l.truncate, padding).into_pyobject(py)?;
+        let args = (data, sp, truncate, padding).into_pyobject(py)?;
         Ok((py.get_type::<Self>().getattr("_from_state")?, args))
     }
 
@@ -439,15 +503,32 @@ impl PyTokenizer {
         py: Python<'_>,
         data: Vec<u8>,
         sentencepiece: Option<(bool, bool)>,
-        truncate: Option<usize>,
-        padding: Option<(Option<usize>, Option<usize>, Rank)>,
+        truncate: Option<(usize, u8, bool)>,
+        padding: Option<(Option<usize>, Option<usize>, Rank, u32, bool, Option<String>)>,
     ) -> PyResult<Self> {
         let this = match sentencepiece {
             Some((add_bos, add_eos)) => Self::build_sentencepiece(py, data, "<sentencepiece model>", add_bos, add_eos)?,
             None => Self::from_buffer(py, data)?,
         };
-        let padding = padding.map(|(length, multiple_of, pad_id)| Padding { length, multiple_of, pad_id });
-        this.update(|l| *l = LengthSettings { truncate, padding });
+        let truncate = truncate.map(|(max_length, strategy, left)| Truncation {
+            max_length,
+            strategy: match strategy {
+                1 => Strategy::OnlyFirst,
+                2 => Strategy::OnlySecond,
+                _ => Strategy::LongestFirst,
+            },
+            left,
+        });
+        let pad_token = padding.as_ref().and_then(|p| p.5.as_deref().map(Arc::from));
+        let padding = padding.map(|(length, multiple_of, pad_id, pad_type_id, left, _)| Padding {
+            length,
+            multiple_of,
+            pad_id,
+            pad_type_id,
+            left,
+        });
+        *this.length.write().unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Settings { length: LengthSettings { truncate, padding }, pad_token };
         Ok(this)
     }
 
@@ -458,18 +539,23 @@ impl PyTokenizer {
 
 impl PyTokenizer {
     fn new(inner: HfTokenizer, source: Source) -> Self {
-        let length = RwLock::new(inner.length());
+        let length = RwLock::new(Settings { length: inner.length(), pad_token: inner.pad_token().map(Arc::from) });
         Self { model: RwLock::new((Arc::new(inner), source)), length }
     }
 
     /// The current truncation and padding (a copy).
     fn settings(&self) -> LengthSettings {
+        self.all_settings().length
+    }
+
+    /// The current truncation, padding and padding token (a copy).
+    fn all_settings(&self) -> Settings {
         // A poisoned lock still holds valid settings (they are plain values).
-        *self.length.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.length.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
     fn update(&self, change: impl FnOnce(&mut LengthSettings)) {
-        change(&mut self.length.write().unwrap_or_else(std::sync::PoisonError::into_inner));
+        change(&mut self.length.write().unwrap_or_else(std::sync::PoisonError::into_inner).length);
     }
 
     fn add(&self, py: Python<'_>, tokens: Vec<String>, special: bool) -> PyResult<usize> {
@@ -542,4 +628,37 @@ impl PyTokenizer {
             .map_err(py_err(py))?;
         Ok(Self::new(inner, Source::SentencePiece { model: model.into(), add_bos, add_eos }))
     }
+}
+
+/// "left" or "right".
+fn direction_is_left(direction: &str, what: &str) -> PyResult<bool> {
+    match direction {
+        "left" => Ok(true),
+        "right" => Ok(false),
+        other => Err(PyValueError::new_err(format!("{what}: direction must be \"left\" or \"right\", not {other:?}"))),
+    }
+}
+
+/// `encode_batch`'s inputs: texts, or (text, pair) tuples or lists.
+fn batch_inputs(inputs: &Bound<'_, PyAny>) -> PyResult<Vec<(Text, Option<Text>)>> {
+    if inputs.is_instance_of::<pyo3::types::PyString>() {
+        return Err(PyTypeError::new_err("inputs must be a list of str or of (str, str) pairs, not a single str"));
+    }
+    let mut out = Vec::new();
+    for (i, item) in inputs.try_iter()?.enumerate() {
+        let item = item?;
+        if item.is_instance_of::<pyo3::types::PyString>() {
+            out.push((Text::extract(&item, &format!("inputs[{i}]"))?, None));
+            continue;
+        }
+        let parts: Vec<Bound<'_, PyAny>> = item
+            .try_iter()
+            .and_then(|it| it.collect())
+            .map_err(|_| PyTypeError::new_err(format!("inputs[{i}] must be str or a (str, str) pair")))?;
+        let [a, b] = &parts[..] else {
+            return Err(PyTypeError::new_err(format!("inputs[{i}]: a pair has two texts, not {}", parts.len())));
+        };
+        out.push((Text::extract(a, &format!("inputs[{i}][0]"))?, Some(Text::extract(b, &format!("inputs[{i}][1]"))?)));
+    }
+    Ok(out)
 }

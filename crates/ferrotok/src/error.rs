@@ -90,6 +90,9 @@ pub enum Error {
     #[error("the {model} model cannot cover the piece {piece:?} and the file names no unknown token for it")]
     Uncoverable { model: &'static str, piece: String },
 
+    #[error("truncation: {0}")]
+    Truncation(String),
+
     #[error("invalid token id {0} for decoding")]
     InvalidToken(u64),
     /// A string or byte sequence is not a single token.

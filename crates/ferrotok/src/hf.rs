@@ -40,7 +40,10 @@ use crate::sentencepiece::{CharsMap, PieceKind, SentencePiece};
 use crate::vocab::Rank;
 
 mod general;
+mod post;
 use general::{General, Pattern};
+pub use post::{HfEncoding, LengthSettings, Padding, Part, Strategy, Truncation};
+use post::{TemplatePiece, Templates};
 
 /// GPT-2's byte → character table: printable bytes map to themselves, the rest to U+0100 on.
 fn byte_to_char() -> [char; 256] {
@@ -125,29 +128,6 @@ struct Added {
     special: bool,
 }
 
-#[derive(Debug, Clone)]
-enum TemplatePiece {
-    Special(Vec<Rank>),
-    Sequence,
-}
-
-/// Padding: to `length` (or the batch's longest when `None`), rounded up to a multiple of
-/// `multiple_of`, with `pad_id`, on the right.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Padding {
-    pub length: Option<usize>,
-    pub multiple_of: Option<usize>,
-    pub pad_id: Rank,
-}
-
-/// Truncation (at most this many ids, the template's included; from the right, stride 0) and
-/// padding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct LengthSettings {
-    pub truncate: Option<usize>,
-    pub padding: Option<Padding>,
-}
-
 /// A `tokenizer.json` tokenizer (the supported subset; see the module notes).
 #[derive(Debug, Clone)]
 pub struct HfTokenizer {
@@ -162,7 +142,7 @@ pub struct HfTokenizer {
     ignore_merges: bool,
     added: Vec<Added>,
     added_matcher: Option<AhoCorasick>,
-    template: Vec<TemplatePiece>,
+    template: Templates,
     /// Token strings as the file spells them, by id (model and added tokens).
     id_to_token: Vec<Option<String>>,
     token_to_id: FxHashMap<String, Rank>,
@@ -175,10 +155,9 @@ pub struct HfTokenizer {
     cache_id: u64,
     /// `Some`: the model is WordPiece (the byte-level BPE fields above are then empty).
     wordpiece: Option<WordPiece>,
-    /// Truncation to at most this many ids, template included (right side, stride 0).
-    truncate: Option<usize>,
-    /// Padding: (fixed length or None for the batch's longest, multiple of, pad id).
-    padding: Option<(Option<usize>, Option<usize>, Rank)>,
+    /// The file's truncation and padding, and the padding's token text.
+    length: LengthSettings,
+    pad_token: Option<String>,
     /// `Some`: a SentencePiece `.model` (normalizer, model and decoder all its own).
     sentencepiece: Option<Box<SentencePiece>>,
     /// `Some`: the general pipeline (pre-tokenizer, model and decoder; see [`general`]).
@@ -259,8 +238,10 @@ impl HfTokenizer {
         let model_vocab: Vec<(String, Rank)> = token_to_id.iter().map(|(t, &id)| (t.clone(), id)).collect();
         let (added, special, added_matcher) =
             parse_added(cx, root, !norms.is_empty(), &mut id_to_token, &mut token_to_id)?;
-        let (truncate, padding) = parse_length(cx, root, &token_to_id)?;
-        let template = parse_post(cx, get(root, "post_processor"))?;
+        let length = post::parse_length(cx, root, &token_to_id)?;
+        let pad_token =
+            get(root, "padding").and_then(|p| p.get("pad_token")).and_then(Value::as_str).map(str::to_owned);
+        let template = post::parse_post(cx, get(root, "post_processor"))?;
         Ok(Self {
             norms,
             added,
@@ -270,8 +251,8 @@ impl HfTokenizer {
             token_to_id,
             special,
             model_vocab,
-            truncate,
-            padding,
+            length,
+            pad_token,
             ..Self::empty()
         })
     }
@@ -384,7 +365,7 @@ impl HfTokenizer {
             ignore_merges: false,
             added: Vec::new(),
             added_matcher: None,
-            template: Vec::new(),
+            template: Templates::default(),
             id_to_token: Vec::new(),
             token_to_id: FxHashMap::default(),
             decode_bytes: Vec::new(),
@@ -392,8 +373,8 @@ impl HfTokenizer {
             model_vocab: Vec::new(),
             cache_id: crate::cache::next_owner_id(),
             wordpiece: None,
-            truncate: None,
-            padding: None,
+            length: LengthSettings::default(),
+            pad_token: None,
             sentencepiece: None,
             general: None,
         }
@@ -410,15 +391,23 @@ impl HfTokenizer {
             offset: 0,
             problem: format!("{what} was asked for, but the model has no such control piece"),
         };
-        let mut template = Vec::new();
-        if add_bos {
-            template.push(TemplatePiece::Special(vec![bos.ok_or_else(|| missing("add_bos"))?]));
-        }
-        if add_bos || add_eos {
-            template.push(TemplatePiece::Sequence);
-        }
-        if add_eos {
-            template.push(TemplatePiece::Special(vec![eos.ok_or_else(|| missing("add_eos"))?]));
+        // Each sequence between its own <s> and </s> (a pair: the second with type id 1).
+        let mut template = Templates::default();
+        for (index, type_id) in [(0, 0), (1, 1)] {
+            let mut pieces = Vec::new();
+            if add_bos {
+                pieces.push(TemplatePiece::Special(vec![bos.ok_or_else(|| missing("add_bos"))?], type_id));
+            }
+            pieces.push(TemplatePiece::Sequence(index, type_id));
+            if add_eos {
+                pieces.push(TemplatePiece::Special(vec![eos.ok_or_else(|| missing("add_eos"))?], type_id));
+            }
+            if index == 0 {
+                template.pair = pieces.clone();
+                template.single = pieces;
+            } else {
+                template.pair.extend(pieces);
+            }
         }
         let mut id_to_token = Vec::with_capacity(sp.len());
         let mut special = Vec::with_capacity(sp.len());
@@ -452,69 +441,68 @@ impl HfTokenizer {
     }
 
     /// Encodes `text` as `tokenizers` does: added tokens first, then normalize → split → model
-    /// for the text between them; with `add_special_tokens`, the post-processor's template;
-    /// then the file's truncation and padding.
+    /// for the text between them; the file's truncation; with `add_special_tokens`, the
+    /// post-processor's template; the file's padding.
     pub fn encode(&self, text: &str, add_special_tokens: bool) -> Result<Vec<Rank>> {
-        Ok(self.encode_with_length(text, add_special_tokens)?.0)
-    }
-
-    /// `encode` and the number of ids before padding.
-    pub fn encode_with_length(&self, text: &str, add_special_tokens: bool) -> Result<(Vec<Rank>, usize)> {
-        self.encode_with_settings(text, add_special_tokens, &self.length())
+        Ok(self.encode_full(text, None, add_special_tokens, &self.length)?.ids)
     }
 
     /// The truncation and padding the file asks for.
     pub fn length(&self) -> LengthSettings {
-        LengthSettings {
-            truncate: self.truncate,
-            padding: self.padding.map(|(length, multiple_of, pad_id)| Padding { length, multiple_of, pad_id }),
-        }
+        self.length
     }
 
-    /// `encode_with_length` with the given truncation and padding instead of the file's.
-    pub fn encode_with_settings(
+    /// The text of the file's padding token (what `tokens` shows for padding).
+    pub fn pad_token(&self) -> Option<&str> {
+        self.pad_token.as_deref()
+    }
+
+    /// Encodes a text, or a pair of texts, with the given truncation and padding (padding to
+    /// the batch's longest pads to a multiple only; see [`Self::pad_batch_with`]).
+    pub fn encode_full(
         &self,
         text: &str,
+        pair: Option<&str>,
         add_special_tokens: bool,
         settings: &LengthSettings,
-    ) -> Result<(Vec<Rank>, usize)> {
-        let mut ids = self.encode_inner(text, add_special_tokens, settings.truncate)?;
-        let real = ids.len();
-        if let Some(p) = settings.padding {
-            let mut target = p.length.unwrap_or(real).max(real);
-            if let Some(m) = p.multiple_of.filter(|&m| m > 0) {
-                target = target.div_ceil(m) * m;
+    ) -> Result<HfEncoding> {
+        let mut a = self.encode_body(text)?;
+        let mut b = pair.map(|p| self.encode_body(p)).transpose()?;
+        let template = self.template.pick(b.is_some(), add_special_tokens);
+        if let Some(t) = &settings.truncate {
+            let added = Templates::added(template);
+            // The special tokens count against the limit; when they alone exceed it,
+            // `tokenizers` does not truncate at all.
+            if let Some(max) = t.max_length.checked_sub(added) {
+                post::truncate(&mut a, b.as_mut(), max, t)?;
             }
-            ids.resize(target, p.pad_id);
         }
-        Ok((ids, real))
+        let mut enc = post::assemble(template, [&a, b.as_deref().unwrap_or_default()], 1 + usize::from(b.is_some()));
+        if let Some(p) = &settings.padding {
+            enc.pad_to(post::padded_len(enc.ids.len(), p), p);
+        }
+        Ok(enc)
     }
 
-    /// Pads a batch from `encode_with_length` to its longest member when the file pads to the
-    /// batch's longest (`BatchLongest`); otherwise leaves it as it is.
-    pub fn pad_batch(&self, batch: &mut [(Vec<Rank>, usize)]) {
-        Self::pad_batch_with(batch, &self.length());
-    }
-
-    /// `pad_batch` with the given settings.
-    pub fn pad_batch_with(batch: &mut [(Vec<Rank>, usize)], settings: &LengthSettings) {
-        if let Some(Padding { length: None, multiple_of, pad_id }) = settings.padding {
-            let mut target = batch.iter().map(|(ids, _)| ids.len()).max().unwrap_or(0);
-            if let Some(m) = multiple_of.filter(|&m| m > 0) {
-                target = target.div_ceil(m) * m;
-            }
-            for (ids, _) in batch {
-                ids.resize(target, pad_id);
+    /// Pads a batch to its longest member when padding to the batch's longest.
+    pub fn pad_batch_with(batch: &mut [HfEncoding], settings: &LengthSettings) {
+        if let Some(p) = settings.padding.filter(|p| p.length.is_none()) {
+            let longest = batch.iter().map(|e| e.ids.len()).max().unwrap_or(0);
+            let target = post::padded_len(longest, &p);
+            for e in batch {
+                e.pad_to(target, &p);
             }
         }
     }
 
     /// The ids of `text` without the file's truncation and padding (what a corpus job stores).
     pub fn encode_plain(&self, text: &str, add_special_tokens: bool) -> Result<Vec<Rank>> {
-        self.encode_inner(text, add_special_tokens, None)
+        Ok(self.encode_full(text, None, add_special_tokens, &LengthSettings::default())?.ids)
     }
 
-    fn encode_inner(&self, text: &str, add_special_tokens: bool, truncate: Option<usize>) -> Result<Vec<Rank>> {
+    /// The ids of one sequence: added tokens matched in the raw text, the model for the text
+    /// between them.
+    fn encode_body(&self, text: &str) -> Result<Vec<Rank>> {
         let mut body = Vec::with_capacity(text.len() / 3 + 4);
         let mut at = 0;
         if let Some(m) = &self.added_matcher {
@@ -525,23 +513,7 @@ impl HfTokenizer {
             }
         }
         self.encode_segment(&text[at..], at == 0, &mut body)?;
-        let template = if add_special_tokens { &self.template[..] } else { &[] };
-        if let Some(max) = truncate {
-            let extra: usize =
-                template.iter().map(|p| if let TemplatePiece::Special(ids) = p { ids.len() } else { 0 }).sum();
-            body.truncate(max.saturating_sub(extra));
-        }
-        if template.is_empty() {
-            return Ok(body);
-        }
-        let mut out = Vec::with_capacity(body.len() + 4);
-        for p in template {
-            match p {
-                TemplatePiece::Special(ids) => out.extend_from_slice(ids),
-                TemplatePiece::Sequence => out.extend_from_slice(&body),
-            }
-        }
-        Ok(out)
+        Ok(body)
     }
 
     /// Encodes text between added tokens; `at0`: it starts the input.
@@ -924,75 +896,6 @@ fn parse_pretokenizer(cx: &Ctx<'_>, p: Option<&Value>) -> Result<(Option<PreToke
     Ok((split, prefix))
 }
 
-fn parse_post(cx: &Ctx<'_>, p: Option<&Value>) -> Result<Vec<TemplatePiece>> {
-    let Some(p) = p else { return Ok(Vec::new()) };
-    match cx.type_of(p, "$.post_processor")? {
-        "ByteLevel" => Ok(Vec::new()),
-        "Sequence" => {
-            let mut out = Vec::new();
-            for s in p
-                .get("processors")
-                .and_then(Value::as_array)
-                .ok_or_else(|| cx.bad("$.post_processor", "no processors"))?
-            {
-                let t = parse_post(cx, Some(s))?;
-                if !t.is_empty() {
-                    if !out.is_empty() {
-                        return Err(cx.unsupported("two templates in one post-processor"));
-                    }
-                    out = t;
-                }
-            }
-            Ok(out)
-        }
-        kind @ ("BertProcessing" | "RobertaProcessing") => {
-            // A single sequence: cls $A sep.
-            let id = |key: &str| {
-                p.get(key)
-                    .and_then(Value::as_array)
-                    .and_then(|a| a.get(1))
-                    .and_then(Value::as_u64)
-                    .and_then(|i| Rank::try_from(i).ok())
-                    .ok_or_else(|| cx.bad("$.post_processor", format!("{kind} has no {key} [token, id]")))
-            };
-            Ok(vec![
-                TemplatePiece::Special(vec![id("cls")?]),
-                TemplatePiece::Sequence,
-                TemplatePiece::Special(vec![id("sep")?]),
-            ])
-        }
-        "TemplateProcessing" => {
-            let single = p
-                .get("single")
-                .and_then(Value::as_array)
-                .ok_or_else(|| cx.bad("$.post_processor", "no single template"))?;
-            let specials = p.get("special_tokens");
-            let mut out = Vec::new();
-            for piece in single {
-                if let Some(sp) = piece.get("SpecialToken") {
-                    let name = sp
-                        .get("id")
-                        .and_then(Value::as_str)
-                        .ok_or_else(|| cx.bad("$.post_processor.single", "no id"))?;
-                    let ids: Vec<Rank> = specials
-                        .and_then(|s| s.get(name))
-                        .and_then(|s| s.get("ids"))
-                        .and_then(Value::as_array)
-                        .map(|a| a.iter().filter_map(|v| v.as_u64().and_then(|i| Rank::try_from(i).ok())).collect())
-                        .ok_or_else(|| cx.bad("$.post_processor.special_tokens", format!("no ids for {name:?}")))?;
-                    out.push(TemplatePiece::Special(ids));
-                } else if piece.get("Sequence").is_some() {
-                    out.push(TemplatePiece::Sequence);
-                } else {
-                    return Err(cx.bad("$.post_processor.single", "a piece is neither SpecialToken nor Sequence"));
-                }
-            }
-            Ok(out)
-        }
-        other => Err(cx.unsupported(format!("the {other} post-processor"))),
-    }
-}
-
 /// The WordPiece decoder's `cleanup` replacements, in `tokenizers`' order.
 const WORDPIECE_CLEANUP: [(&str, &str); 11] = [
     (" .", "."),
@@ -1168,52 +1071,6 @@ fn parse_added(
         )
     };
     Ok((added, special, matcher))
-}
-
-type Length = (Option<usize>, Option<(Option<usize>, Option<usize>, Rank)>);
-
-/// `truncation` (right side, no stride, a single sequence) and `padding` (right side).
-fn parse_length(cx: &Ctx<'_>, root: &Value, token_to_id: &FxHashMap<String, Rank>) -> Result<Length> {
-    let truncate = match get(root, "truncation") {
-        None => None,
-        Some(t) => {
-            if t.get("direction").and_then(Value::as_str).is_some_and(|d| d != "Right") {
-                return Err(cx.unsupported("truncation from the left"));
-            }
-            if t.get("stride").and_then(Value::as_u64).is_some_and(|s| s != 0) {
-                return Err(cx.unsupported("truncation with a stride"));
-            }
-            Some(t.get("max_length").and_then(Value::as_u64).ok_or_else(|| cx.bad("$.truncation", "no max_length"))?
-                as usize)
-        }
-    };
-    let padding = match get(root, "padding") {
-        None => None,
-        Some(p) => {
-            if p.get("direction").and_then(Value::as_str).is_some_and(|d| d != "Right") {
-                return Err(cx.unsupported("padding on the left"));
-            }
-            let fixed = match p.get("strategy") {
-                Some(Value::String(s)) if s == "BatchLongest" => None,
-                Some(v) => Some(
-                    v.get("Fixed")
-                        .and_then(Value::as_u64)
-                        .ok_or_else(|| cx.bad("$.padding.strategy", "expected BatchLongest or Fixed"))?
-                        as usize,
-                ),
-                None => None,
-            };
-            let multiple = get(p, "pad_to_multiple_of").and_then(Value::as_u64).map(|m| m as usize);
-            let pad_id = match p.get("pad_id").and_then(Value::as_u64) {
-                Some(id) => Rank::try_from(id).map_err(|_| cx.bad("$.padding.pad_id", "too large"))?,
-                None => {
-                    p.get("pad_token").and_then(Value::as_str).and_then(|t| token_to_id.get(t).copied()).unwrap_or(0)
-                }
-            };
-            Some((fixed, multiple, pad_id))
-        }
-    };
-    Ok((truncate, padding))
 }
 
 fn is_bert_punct(c: char) -> bool {

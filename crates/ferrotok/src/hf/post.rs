@@ -1,0 +1,403 @@
+//! After the model: truncation, the post-processor's templates (single and pair) and padding,
+//! with `tokenizers`' exact rules, and the per-token facts an encoding reports (type ids,
+//! special-token mask, sequence ids, attention mask).
+
+use rustc_hash::FxHashMap;
+use serde_json::Value;
+
+use super::{get, Ctx};
+use crate::error::{Error, Result};
+use crate::vocab::Rank;
+
+/// One piece of a template: special tokens, or one of the input sequences (0: A, 1: B);
+/// each with its type id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum TemplatePiece {
+    Special(Vec<Rank>, u32),
+    Sequence(u8, u32),
+}
+
+/// The post-processor's templates for one sequence and for a pair.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Templates {
+    pub(crate) single: Vec<TemplatePiece>,
+    pub(crate) pair: Vec<TemplatePiece>,
+    /// A pair without special tokens (the second sequence's type id is 1, except after
+    /// RobertaProcessing, which sets every type id to 0 even then).
+    pub(crate) plain_pair: Vec<TemplatePiece>,
+}
+
+impl Default for Templates {
+    /// No post-processor: the sequences as they are, the second with type id 1.
+    fn default() -> Self {
+        let pair = vec![TemplatePiece::Sequence(0, 0), TemplatePiece::Sequence(1, 1)];
+        Self { single: vec![TemplatePiece::Sequence(0, 0)], plain_pair: pair.clone(), pair }
+    }
+}
+
+impl Templates {
+    /// The template for one sequence or a pair, with or without the special tokens.
+    pub(crate) fn pick(&self, pair: bool, add_special_tokens: bool) -> &[TemplatePiece] {
+        match (pair, add_special_tokens) {
+            (false, true) => &self.single,
+            (false, false) => &Self::PLAIN_SINGLE,
+            (true, true) => &self.pair,
+            (true, false) => &self.plain_pair,
+        }
+    }
+
+    const PLAIN_SINGLE: [TemplatePiece; 1] = [TemplatePiece::Sequence(0, 0)];
+
+    /// How many special tokens a template adds.
+    pub(crate) fn added(template: &[TemplatePiece]) -> usize {
+        template.iter().map(|p| if let TemplatePiece::Special(ids, _) = p { ids.len() } else { 0 }).sum()
+    }
+}
+
+/// Which sequence truncation shortens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    LongestFirst,
+    OnlyFirst,
+    OnlySecond,
+}
+
+/// Truncation to at most `max_length` ids (the template's special tokens included), keeping
+/// the start (or with `left`, the end) of each sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Truncation {
+    pub max_length: usize,
+    pub strategy: Strategy,
+    pub left: bool,
+}
+
+/// Padding: to `length` (or the batch's longest when `None`), rounded up to a multiple of
+/// `multiple_of`, with `pad_id` and `pad_type_id`, on the right (or the left).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Padding {
+    pub length: Option<usize>,
+    pub multiple_of: Option<usize>,
+    pub pad_id: Rank,
+    pub pad_type_id: u32,
+    pub left: bool,
+}
+
+/// Truncation and padding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LengthSettings {
+    pub truncate: Option<Truncation>,
+    pub padding: Option<Padding>,
+}
+
+/// What a run of an encoding's tokens is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// Added by the post-processor's template.
+    Special {
+        type_id: u32,
+    },
+    /// From input sequence `index` (0 or 1).
+    Sequence {
+        index: u8,
+        type_id: u32,
+    },
+    Padding {
+        type_id: u32,
+    },
+}
+
+/// An encoding: the ids, and what each run of them is.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HfEncoding {
+    pub ids: Vec<Rank>,
+    /// (what, how many ids), in order; the lengths add up to `ids.len()`.
+    pub parts: Vec<(Part, usize)>,
+    /// 1, or 2 for a pair.
+    pub n_sequences: usize,
+}
+
+impl HfEncoding {
+    fn per_token<T: Clone>(&self, f: impl Fn(Part) -> T) -> Vec<T> {
+        let mut out = Vec::with_capacity(self.ids.len());
+        for &(part, n) in &self.parts {
+            out.extend(std::iter::repeat_n(f(part), n));
+        }
+        out
+    }
+
+    pub fn type_ids(&self) -> Vec<u32> {
+        self.per_token(|p| match p {
+            Part::Special { type_id } | Part::Sequence { type_id, .. } | Part::Padding { type_id } => type_id,
+        })
+    }
+
+    /// 1 for the template's special tokens and for padding.
+    pub fn special_tokens_mask(&self) -> Vec<u32> {
+        self.per_token(|p| u32::from(!matches!(p, Part::Sequence { .. })))
+    }
+
+    /// The input sequence of each token (`None` for special tokens and padding).
+    pub fn sequence_ids(&self) -> Vec<Option<u8>> {
+        self.per_token(|p| if let Part::Sequence { index, .. } = p { Some(index) } else { None })
+    }
+
+    /// 0 for padding, 1 for the rest.
+    pub fn attention_mask(&self) -> Vec<u32> {
+        self.per_token(|p| u32::from(!matches!(p, Part::Padding { .. })))
+    }
+
+    /// The number of ids that are not padding.
+    pub fn unpadded_len(&self) -> usize {
+        self.parts.iter().filter(|(p, _)| !matches!(p, Part::Padding { .. })).map(|(_, n)| n).sum()
+    }
+
+    /// Pads to `target` ids (no change if already as long).
+    pub(crate) fn pad_to(&mut self, target: usize, p: &Padding) {
+        let n = target.saturating_sub(self.ids.len());
+        if n == 0 {
+            return;
+        }
+        let part = (Part::Padding { type_id: p.pad_type_id }, n);
+        if p.left {
+            self.ids.splice(0..0, std::iter::repeat_n(p.pad_id, n));
+            self.parts.insert(0, part);
+        } else {
+            self.ids.resize(self.ids.len() + n, p.pad_id);
+            self.parts.push(part);
+        }
+    }
+}
+
+/// The padded length for `len` ids.
+pub(crate) fn padded_len(len: usize, p: &Padding) -> usize {
+    let target = p.length.unwrap_or(len).max(len);
+    match p.multiple_of.filter(|&m| m > 0) {
+        Some(m) => target.div_ceil(m) * m,
+        None => target,
+    }
+}
+
+fn cut(ids: &mut Vec<Rank>, keep: usize, left: bool) {
+    if ids.len() > keep {
+        if left {
+            ids.drain(..ids.len() - keep);
+        } else {
+            ids.truncate(keep);
+        }
+    }
+}
+
+/// `truncate_encodings`: shortens the sequences so that they fit `max_length` ids together.
+pub(crate) fn truncate(a: &mut Vec<Rank>, b: Option<&mut Vec<Rank>>, max_length: usize, t: &Truncation) -> Result<()> {
+    let err = |problem: &str| Error::Truncation(problem.into());
+    if max_length == 0 {
+        a.clear();
+        if let Some(b) = b {
+            b.clear();
+        }
+        return Ok(());
+    }
+    let total = a.len() + b.as_ref().map_or(0, |b| b.len());
+    if total <= max_length {
+        return Ok(());
+    }
+    let to_remove = total - max_length;
+    match (t.strategy, b) {
+        (Strategy::LongestFirst, Some(b)) => {
+            let (mut n1, mut n2) = (a.len(), b.len());
+            let swap = n1 > n2;
+            if swap {
+                std::mem::swap(&mut n1, &mut n2);
+            }
+            n2 = if n1 > max_length { n1 } else { n1.max(max_length - n1) };
+            if n1 + n2 > max_length {
+                n1 = max_length / 2;
+                n2 = n1 + max_length % 2;
+            }
+            if swap {
+                std::mem::swap(&mut n1, &mut n2);
+            }
+            cut(a, n1, t.left);
+            cut(b, n2, t.left);
+        }
+        (Strategy::LongestFirst | Strategy::OnlyFirst, None) => cut(a, max_length, t.left),
+        (Strategy::OnlySecond, None) => return Err(err("the second sequence is not provided")),
+        (strategy, Some(b)) => {
+            let target = if strategy == Strategy::OnlyFirst { a } else { b };
+            if target.len() <= to_remove {
+                return Err(err("the sequence to truncate is too short to respect the provided max_length"));
+            }
+            let keep = target.len() - to_remove;
+            cut(target, keep, t.left);
+        }
+    }
+    Ok(())
+}
+
+/// Applies `template` to the sequences.
+pub(crate) fn assemble(template: &[TemplatePiece], seqs: [&[Rank]; 2], n_sequences: usize) -> HfEncoding {
+    let mut enc = HfEncoding { n_sequences, ..HfEncoding::default() };
+    enc.ids.reserve(seqs[0].len() + seqs[1].len() + 4);
+    for piece in template {
+        let (part, ids) = match piece {
+            TemplatePiece::Special(ids, type_id) => (Part::Special { type_id: *type_id }, &ids[..]),
+            &TemplatePiece::Sequence(index, type_id) => (Part::Sequence { index, type_id }, seqs[index as usize]),
+        };
+        if !ids.is_empty() {
+            enc.ids.extend_from_slice(ids);
+            enc.parts.push((part, ids.len()));
+        }
+    }
+    enc
+}
+
+/// The post-processor's templates.
+pub(crate) fn parse_post(cx: &Ctx<'_>, p: Option<&Value>) -> Result<Templates> {
+    let Some(p) = p else { return Ok(Templates::default()) };
+    let id = |key: &str, kind: &str| {
+        p.get(key)
+            .and_then(Value::as_array)
+            .and_then(|a| a.get(1))
+            .and_then(Value::as_u64)
+            .and_then(|i| Rank::try_from(i).ok())
+            .ok_or_else(|| cx.bad("$.post_processor", format!("{kind} has no {key} [token, id]")))
+    };
+    use TemplatePiece::{Sequence as Seq, Special};
+    match cx.type_of(p, "$.post_processor")? {
+        "ByteLevel" => Ok(Templates::default()),
+        "Sequence" => {
+            let mut out = Templates::default();
+            for s in p
+                .get("processors")
+                .and_then(Value::as_array)
+                .ok_or_else(|| cx.bad("$.post_processor", "no processors"))?
+            {
+                let t = parse_post(cx, Some(s))?;
+                if t != Templates::default() {
+                    if out != Templates::default() {
+                        return Err(cx.unsupported("two templates in one post-processor"));
+                    }
+                    out = t;
+                }
+            }
+            Ok(out)
+        }
+        "BertProcessing" => {
+            let (cls, sep) = (id("cls", "BertProcessing")?, id("sep", "BertProcessing")?);
+            Ok(Templates {
+                single: vec![Special(vec![cls], 0), Seq(0, 0), Special(vec![sep], 0)],
+                pair: vec![Special(vec![cls], 0), Seq(0, 0), Special(vec![sep], 0), Seq(1, 1), Special(vec![sep], 1)],
+                ..Templates::default()
+            })
+        }
+        "RobertaProcessing" => {
+            let (cls, sep) = (id("cls", "RobertaProcessing")?, id("sep", "RobertaProcessing")?);
+            Ok(Templates {
+                single: vec![Special(vec![cls], 0), Seq(0, 0), Special(vec![sep], 0)],
+                pair: vec![
+                    Special(vec![cls], 0),
+                    Seq(0, 0),
+                    Special(vec![sep, sep], 0),
+                    Seq(1, 0),
+                    Special(vec![sep], 0),
+                ],
+                plain_pair: vec![Seq(0, 0), Seq(1, 0)],
+            })
+        }
+        "TemplateProcessing" => {
+            let specials = p.get("special_tokens");
+            let template = |key: &str| -> Result<Option<Vec<TemplatePiece>>> {
+                let Some(list) = get(p, key).and_then(Value::as_array) else { return Ok(None) };
+                let path = format!("$.post_processor.{key}");
+                let mut out = Vec::new();
+                for piece in list {
+                    let type_id = |v: &Value| v.get("type_id").and_then(Value::as_u64).unwrap_or(0) as u32;
+                    if let Some(sp) = piece.get("SpecialToken") {
+                        let name = sp.get("id").and_then(Value::as_str).ok_or_else(|| cx.bad(&path, "no id"))?;
+                        let ids: Vec<Rank> = specials
+                            .and_then(|s| s.get(name))
+                            .and_then(|s| s.get("ids"))
+                            .and_then(Value::as_array)
+                            .map(|a| a.iter().filter_map(|v| v.as_u64().and_then(|i| Rank::try_from(i).ok())).collect())
+                            .ok_or_else(|| cx.bad("$.post_processor.special_tokens", format!("no ids for {name:?}")))?;
+                        out.push(Special(ids, type_id(sp)));
+                    } else if let Some(seq) = piece.get("Sequence") {
+                        let index = match seq.get("id").and_then(Value::as_str) {
+                            Some("A") | None => 0,
+                            Some("B") => 1,
+                            Some(other) => return Err(cx.bad(&path, format!("unknown sequence {other:?}"))),
+                        };
+                        out.push(Seq(index, type_id(seq)));
+                    } else {
+                        return Err(cx.bad(&path, "a piece is neither SpecialToken nor Sequence"));
+                    }
+                }
+                Ok(Some(out))
+            };
+            let single = template("single")?.ok_or_else(|| cx.bad("$.post_processor", "no single template"))?;
+            // Without a pair template, `tokenizers` uses "$A $B:1".
+            let pair = template("pair")?.unwrap_or_else(|| Templates::default().pair);
+            Ok(Templates { single, pair, ..Templates::default() })
+        }
+        other => Err(cx.unsupported(format!("the {other} post-processor"))),
+    }
+}
+
+/// The file's `truncation` (stride 0) and `padding`.
+pub(crate) fn parse_length(
+    cx: &Ctx<'_>,
+    root: &Value,
+    token_to_id: &FxHashMap<String, Rank>,
+) -> Result<LengthSettings> {
+    let left = |v: &Value, path: &str| match v.get("direction").and_then(Value::as_str) {
+        None | Some("Right") => Ok(false),
+        Some("Left") => Ok(true),
+        Some(other) => Err(cx.bad(path, format!("unknown direction {other:?}"))),
+    };
+    let truncate = match get(root, "truncation") {
+        None => None,
+        Some(t) => {
+            if t.get("stride").and_then(Value::as_u64).is_some_and(|s| s != 0) {
+                return Err(cx.unsupported("truncation with a stride"));
+            }
+            let strategy = match t.get("strategy").and_then(Value::as_str) {
+                None | Some("LongestFirst") => Strategy::LongestFirst,
+                Some("OnlyFirst") => Strategy::OnlyFirst,
+                Some("OnlySecond") => Strategy::OnlySecond,
+                Some(other) => return Err(cx.bad("$.truncation.strategy", format!("unknown strategy {other:?}"))),
+            };
+            let max_length =
+                t.get("max_length").and_then(Value::as_u64).ok_or_else(|| cx.bad("$.truncation", "no max_length"))?;
+            Some(Truncation { max_length: max_length as usize, strategy, left: left(t, "$.truncation")? })
+        }
+    };
+    let padding = match get(root, "padding") {
+        None => None,
+        Some(p) => {
+            let length = match p.get("strategy") {
+                Some(Value::String(s)) if s == "BatchLongest" => None,
+                Some(v) => Some(
+                    v.get("Fixed")
+                        .and_then(Value::as_u64)
+                        .ok_or_else(|| cx.bad("$.padding.strategy", "expected BatchLongest or Fixed"))?
+                        as usize,
+                ),
+                None => None,
+            };
+            let pad_id = match p.get("pad_id").and_then(Value::as_u64) {
+                Some(id) => Rank::try_from(id).map_err(|_| cx.bad("$.padding.pad_id", "too large"))?,
+                None => {
+                    p.get("pad_token").and_then(Value::as_str).and_then(|t| token_to_id.get(t).copied()).unwrap_or(0)
+                }
+            };
+            Some(Padding {
+                length,
+                multiple_of: get(p, "pad_to_multiple_of").and_then(Value::as_u64).map(|m| m as usize),
+                pad_id,
+                pad_type_id: p.get("pad_type_id").and_then(Value::as_u64).unwrap_or(0) as u32,
+                left: left(p, "$.padding")?,
+            })
+        }
+    };
+    Ok(LengthSettings { truncate, padding })
+}
