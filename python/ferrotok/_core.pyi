@@ -190,8 +190,9 @@ class TokenizerEncoding:
 class Tokenizer:
     """A tokenizer loaded from a Hugging Face `tokenizer.json` or a SentencePiece `.model`.
 
-    Immutable and safe to share between threads. Supports byte-level BPE files (Llama 3,
-    Qwen 2/3, GPT-2 and RoBERTa style), WordPiece files (BERT) and SentencePiece models
+    Immutable and safe to share between threads. Loads files built from `tokenizers`'
+    normalizers, pre-tokenizers (all but `Whitespace` and `UnicodeScripts`), models (BPE,
+    WordPiece, WordLevel, Unigram), post-processors and decoders, and SentencePiece models
     (Unigram and BPE); a file that needs anything else fails to load with `UnsupportedError`
     naming the component."""
 

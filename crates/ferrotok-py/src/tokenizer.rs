@@ -90,10 +90,11 @@ impl PyTokenizerEncoding {
     }
 }
 
-/// A tokenizer loaded from a Hugging Face `tokenizer.json`.
+/// A tokenizer loaded from a Hugging Face `tokenizer.json` or a SentencePiece `.model`.
 ///
-/// Immutable and safe to share between threads. Supports byte-level BPE files (Llama 3,
-/// Qwen 2/3, GPT-2 and RoBERTa style) and WordPiece files (BERT); a file that needs anything
+/// Immutable and safe to share between threads. Loads files built from `tokenizers`'
+/// normalizers, pre-tokenizers (all but `Whitespace` and `UnicodeScripts`), models (BPE,
+/// WordPiece, WordLevel, Unigram), post-processors and decoders; a file that needs anything
 /// else fails to load with `UnsupportedError` naming the component.
 #[pyclass(frozen, module = "ferrotok", name = "Tokenizer")]
 pub struct PyTokenizer {
