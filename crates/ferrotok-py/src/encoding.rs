@@ -33,10 +33,33 @@ pub struct PyEncoding {
     pub inner: Arc<Encoding>,
     /// Built by `get_encoding`: pickles by name.
     builtin: bool,
-    /// Python `int` objects for token ids, created on first use and shared by every list we
-    /// return: building a list then costs a reference-count increment per token instead of an
-    /// allocation (a quarter of `encode`'s time on English text went to making ints).
-    ints: OnceLock<Box<[OnceLock<Py<PyInt>>]>>,
+    ints: IntCache,
+}
+
+/// Python `int` objects for token ids below `size`, created on first use and shared by every
+/// list we return: building a list then costs a reference-count increment per token instead
+/// of an allocation (a quarter of `encode`'s time on English text went to making ints).
+pub struct IntCache {
+    size: usize,
+    cells: OnceLock<Box<[OnceLock<Py<PyInt>>]>>,
+}
+
+impl IntCache {
+    pub fn new(size: usize) -> Self {
+        Self { size, cells: OnceLock::new() }
+    }
+
+    /// A new list of `ids`.
+    pub fn list<'py>(&self, py: Python<'py>, ids: &[Rank]) -> PyResult<Bound<'py, PyList>> {
+        let cache = self.cells.get_or_init(|| (0..self.size).map(|_| OnceLock::new()).collect());
+        PyList::new(
+            py,
+            ids.iter().map(|&id| match cache.get(id as usize) {
+                Some(cell) => cell.get_or_init(|| PyInt::new(py, id).unbind()).bind(py).clone(),
+                None => PyInt::new(py, id),
+            }),
+        )
+    }
 }
 
 impl PyEncoding {
@@ -45,7 +68,8 @@ impl PyEncoding {
     }
 
     fn new_inner(inner: Arc<Encoding>, builtin: bool) -> Self {
-        Self { inner, builtin, ints: OnceLock::new() }
+        let ints = IntCache::new(inner.n_vocab());
+        Self { inner, builtin, ints }
     }
 
     /// Extracts `text` and the special-token policy, then runs `f` on the core (detached from
@@ -92,14 +116,7 @@ impl PyEncoding {
     }
 
     fn list<'py>(&self, py: Python<'py>, ids: Vec<Rank>) -> PyResult<Bound<'py, PyList>> {
-        let cache = self.ints.get_or_init(|| (0..self.inner.n_vocab()).map(|_| OnceLock::new()).collect());
-        PyList::new(
-            py,
-            ids.iter().map(|&id| match cache.get(id as usize) {
-                Some(cell) => cell.get_or_init(|| PyInt::new(py, id).unbind()).bind(py).clone(),
-                None => PyInt::new(py, id),
-            }),
-        )
+        self.ints.list(py, &ids)
     }
 
     fn decode_str<'py>(py: Python<'py>, bytes: Vec<u8>, errors: &str) -> PyResult<Bound<'py, PyAny>> {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
 use std::sync::RwLock;
 
@@ -13,7 +13,7 @@ use ferrotok::hf::{HfEncoding, HfTokenizer, LengthSettings, Padding, Part, Strat
 use ferrotok::{parallel, Rank};
 
 use crate::convert::Text;
-use crate::encoding::detach;
+use crate::encoding::{detach, IntCache};
 use crate::errors::{new_err, py_err};
 
 /// The result of `Tokenizer.encode`: the ids and the tokens.
@@ -23,14 +23,15 @@ pub struct PyTokenizerEncoding {
     tokenizer: Arc<HfTokenizer>,
     /// What `tokens` shows for padding (as `tokenizers`, the padding's token text).
     pad_token: Option<Arc<str>>,
+    ints: Arc<IntCache>,
 }
 
 #[pymethods]
 impl PyTokenizerEncoding {
     /// The token ids.
     #[getter]
-    fn ids(&self) -> Vec<Rank> {
-        self.enc.ids.clone()
+    fn ids<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        self.ints.list(py, &self.enc.ids)
     }
 
     /// The tokens as the tokenizer file spells them.
@@ -104,6 +105,8 @@ pub struct PyTokenizer {
     /// Truncation and padding (the file's until changed). Calls copy them when they start, so
     /// a change never disturbs a call in flight.
     length: RwLock<Settings>,
+    /// Python ints for the ids (shared by every `ids` list this tokenizer's encodings return).
+    ints: Arc<IntCache>,
 }
 
 /// Truncation and padding, and the padding's token text.
@@ -291,7 +294,7 @@ impl PyTokenizer {
             inner.encode_full(text.as_str(), pair.as_ref().map(|p| p.as_str()), add_special_tokens, &settings)
         })
         .map_err(py_err(py))?;
-        Ok(PyTokenizerEncoding { enc, tokenizer: inner, pad_token })
+        Ok(PyTokenizerEncoding { enc, tokenizer: inner, pad_token, ints: self.ints.clone() })
     }
 
     /// Encodes many texts in parallel (the GIL released).
@@ -318,7 +321,12 @@ impl PyTokenizer {
         HfTokenizer::pad_batch_with(&mut all, &settings);
         Ok(all
             .into_iter()
-            .map(|enc| PyTokenizerEncoding { enc, tokenizer: inner.clone(), pad_token: pad_token.clone() })
+            .map(|enc| PyTokenizerEncoding {
+                enc,
+                tokenizer: inner.clone(),
+                pad_token: pad_token.clone(),
+                ints: self.ints.clone(),
+            })
             .collect())
     }
 
@@ -541,7 +549,8 @@ impl PyTokenizer {
 impl PyTokenizer {
     fn new(inner: HfTokenizer, source: Source) -> Self {
         let length = RwLock::new(Settings { length: inner.length(), pad_token: inner.pad_token().map(Arc::from) });
-        Self { model: RwLock::new((Arc::new(inner), source)), length }
+        let ints = Arc::new(IntCache::new(inner.max_id() as usize + 1));
+        Self { model: RwLock::new((Arc::new(inner), source)), length, ints }
     }
 
     /// The current truncation and padding (a copy).

@@ -23,9 +23,6 @@
 //! min-heap keyed by (merge rank, position); the lowest is applied unless its symbols changed
 //! since, and the new pairs with its neighbours are pushed. O(n log n) per piece.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
-
 use aho_corasick::{AhoCorasick, MatchKind};
 use rustc_hash::FxHashMap;
 use serde_json::Value;
@@ -633,66 +630,14 @@ impl HfTokenizer {
         Ok(())
     }
 
-    /// The heap merge of one piece (see the module notes).
+    /// The merge of one piece of raw bytes (see the module notes).
     fn merge_piece(&self, piece: &[u8], out: &mut Vec<Rank>) -> Result<()> {
-        struct Sym {
-            id: Rank,
-            prev: usize,
-            next: usize,
-            live: bool,
-        }
-        const NONE: usize = usize::MAX;
-        let n = piece.len();
-        let mut syms: Vec<Sym> = Vec::with_capacity(n);
+        let mut ids = Vec::with_capacity(piece.len());
         for (i, &b) in piece.iter().enumerate() {
-            let id = self.byte_ids[b as usize].ok_or(Error::Unencodable { byte: b, offset: i })?;
-            syms.push(Sym {
-                id,
-                prev: if i == 0 { NONE } else { i - 1 },
-                next: if i + 1 == n { NONE } else { i + 1 },
-                live: true,
-            });
+            ids.push(self.byte_ids[b as usize].ok_or(Error::Unencodable { byte: b, offset: i })?);
         }
-        let mut heap = BinaryHeap::new();
-        for i in 0..n.saturating_sub(1) {
-            if let Some(&(rank, new)) = self.merges.get(&(syms[i].id, syms[i + 1].id)) {
-                heap.push(Reverse((rank, i, new)));
-            }
-        }
-        while let Some(Reverse((rank, pos, new))) = heap.pop() {
-            if !syms[pos].live {
-                continue;
-            }
-            let next = syms[pos].next;
-            if next == NONE {
-                continue;
-            }
-            // Stale if either symbol changed since the pair was pushed.
-            if self.merges.get(&(syms[pos].id, syms[next].id)) != Some(&(rank, new)) {
-                continue;
-            }
-            syms[pos].id = new;
-            let after = syms[next].next;
-            syms[next].live = false;
-            syms[pos].next = after;
-            if after != NONE {
-                syms[after].prev = pos;
-                if let Some(&(r, m)) = self.merges.get(&(new, syms[after].id)) {
-                    heap.push(Reverse((r, pos, m)));
-                }
-            }
-            let prev = syms[pos].prev;
-            if prev != NONE {
-                if let Some(&(r, m)) = self.merges.get(&(syms[prev].id, new)) {
-                    heap.push(Reverse((r, prev, m)));
-                }
-            }
-        }
-        let mut i = 0;
-        while i != NONE && i < n {
-            out.push(syms[i].id);
-            i = syms[i].next;
-        }
+        general::merge_word(&self.merges, &mut ids);
+        out.extend_from_slice(&ids);
         Ok(())
     }
 
