@@ -248,15 +248,16 @@ class Tokenizer:
         """The `tokenizer.json` this tokenizer was loaded from (`UnsupportedError` for a
         SentencePiece model)."""
     def encode(
-        self, sequence: str, pair: str | None = None, /, *, add_special_tokens: bool = True
+        self, sequence: str, pair: str | None = None, is_pretokenized: bool = False, add_special_tokens: bool = True
     ) -> TokenizerEncoding:
-        """Encodes one text, or a pair; `add_special_tokens` applies the post-processor's template."""
+        """Encodes one text, or a pair; `add_special_tokens` applies the post-processor's template.
+        `is_pretokenized=True` (lists of words) raises `UnsupportedError`."""
     def encode_batch(
         self,
         inputs: Sequence[str | tuple[str, str] | list[str]],
-        /,
-        *,
+        is_pretokenized: bool = False,
         add_special_tokens: bool = True,
+        *,
         num_threads: int | None = None,
     ) -> list[TokenizerEncoding]:
         """Encodes many texts (or `(text, pair)` pairs) in parallel (the GIL released)."""

@@ -446,3 +446,23 @@ def test_add_tokens_and_add_special_tokens_match_tokenizers(zoo_files: dict[str,
     bert_ref = tokenizers.Tokenizer.from_file(str(TESTDATA / "hf" / "bert-uncased-minilm.tokenizer.json"))
     bert_ref.add_special_tokens(["<ent>"])
     assert bert.encode("hello <ent> world").ids == bert_ref.encode("hello <ent> world").ids
+
+
+def test_encode_takes_tokenizers_arguments() -> None:
+    ref = tokenizers.Tokenizer.from_file(str(TESTDATA / "hf" / "bert-uncased-minilm.tokenizer.json"))
+    mine = ferrotok.Tokenizer.from_file(TESTDATA / "hf" / "bert-uncased-minilm.tokenizer.json")
+    for r, m in [
+        (ref.encode("a b", pair="c d"), mine.encode("a b", pair="c d")),
+        (ref.encode(sequence="a b", pair="c", add_special_tokens=False), mine.encode(sequence="a b", pair="c", add_special_tokens=False)),
+        (ref.encode("a b", "c", False, False), mine.encode("a b", "c", False, False)),
+    ]:
+        assert (m.ids, m.type_ids, m.sequence_ids) == (r.ids, r.type_ids, r.sequence_ids)
+    assert [e.ids for e in mine.encode_batch([("a", "b"), ["c", "d"], "e"], False, False)] == [
+        e.ids for e in ref.encode_batch([("a", "b"), ["c", "d"], "e"], False, False)
+    ]
+    with pytest.raises(ferrotok.UnsupportedError, match="is_pretokenized"):
+        mine.encode("a", is_pretokenized=True)
+    with pytest.raises(TypeError, match=r"inputs\[0\]: a pair has two texts, not 3"):
+        mine.encode_batch([("a", "b", "c")])
+    with pytest.raises(TypeError, match="single str"):
+        mine.encode_batch("abc")

@@ -277,14 +277,17 @@ impl PyTokenizer {
     }
 
     /// Encodes one text, or a pair; `add_special_tokens` applies the post-processor's template.
-    #[pyo3(signature = (sequence, pair = None, /, *, add_special_tokens = true))]
+    /// `is_pretokenized=True` (lists of words) raises `UnsupportedError`.
+    #[pyo3(signature = (sequence, pair = None, is_pretokenized = false, add_special_tokens = true))]
     fn encode(
         &self,
         py: Python<'_>,
         sequence: &Bound<'_, PyAny>,
         pair: Option<&Bound<'_, PyAny>>,
+        is_pretokenized: bool,
         add_special_tokens: bool,
     ) -> PyResult<PyTokenizerEncoding> {
+        refuse_pretokenized(py, is_pretokenized)?;
         let text = Text::extract(sequence, "sequence")?;
         let pair = pair.map(|p| Text::extract(p, "pair")).transpose()?;
         let inner = self.core();
@@ -298,14 +301,16 @@ impl PyTokenizer {
     }
 
     /// Encodes many texts in parallel (the GIL released).
-    #[pyo3(signature = (inputs, /, *, add_special_tokens = true, num_threads = None))]
+    #[pyo3(signature = (inputs, is_pretokenized = false, add_special_tokens = true, *, num_threads = None))]
     fn encode_batch(
         &self,
         py: Python<'_>,
         inputs: &Bound<'_, PyAny>,
+        is_pretokenized: bool,
         add_special_tokens: bool,
         num_threads: Option<usize>,
     ) -> PyResult<Vec<PyTokenizerEncoding>> {
+        refuse_pretokenized(py, is_pretokenized)?;
         let items = batch_inputs(inputs)?;
         let inner = self.core();
         let threads = parallel::num_threads(num_threads);
@@ -671,4 +676,15 @@ fn batch_inputs(inputs: &Bound<'_, PyAny>) -> PyResult<Vec<(Text, Option<Text>)>
         out.push((Text::extract(a, &format!("inputs[{i}][0]"))?, Some(Text::extract(b, &format!("inputs[{i}][1]"))?)));
     }
     Ok(out)
+}
+
+/// Pre-tokenized input (lists of words) is not supported yet.
+fn refuse_pretokenized(py: Python<'_>, is_pretokenized: bool) -> PyResult<()> {
+    if is_pretokenized {
+        return Err(new_err(
+            crate::errors::unsupported_error(py),
+            "is_pretokenized=True (lists of words) is not supported yet".into(),
+        ));
+    }
+    Ok(())
 }
