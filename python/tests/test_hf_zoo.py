@@ -416,3 +416,15 @@ def test_metaspace_first_sees_where_normalizers_moved_the_start(index: int) -> N
     mine = ferrotok.Tokenizer.from_str(ref.to_str())
     for text in LEADS + [f"<s>{t}" for t in LEADS] + [f"{t}<s>{t}" for t in LEADS]:
         assert mine.encode(text).ids == ref.encode(text).ids, text
+
+
+@pytest.mark.parametrize("general", [False, True])
+def test_text_normalized_to_nothing_still_meets_the_pre_tokenizer(general: bool) -> None:
+    # ByteLevel's prefix space turns an empty normalized segment into a piece ("Ġ").
+    ref = bpe_bytelevel_prefix_space()
+    ref.normalizer = normalizers.Replace("x", "")
+    ref.add_special_tokens(["<s>"])
+    text = ref.to_str()
+    mine = ferrotok.Tokenizer._from_str_general(text) if general else ferrotok.Tokenizer.from_str(text)
+    for t in ["x", "xx<s>x", "<s>x<s>", "ax", ""]:
+        assert mine.encode(t).ids == ref.encode(t).ids, t

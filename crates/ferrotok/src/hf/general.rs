@@ -963,11 +963,10 @@ impl General {
     /// Pre-tokenizes normalized text and calls `piece` on each piece, in order.
     /// `lead`: how many of its first characters derive from the input's first character.
     pub(crate) fn pieces(&self, text: &str, lead: usize, mut piece: impl FnMut(&str) -> Result<()>) -> Result<()> {
-        if text.is_empty() {
-            return Ok(());
-        }
+        // Text that normalized to nothing still goes through the steps, as in `tokenizers`
+        // (ByteLevel's prefix space makes it a piece).
         if self.steps.is_empty() {
-            return piece(text);
+            return if text.is_empty() { Ok(()) } else { piece(text) };
         }
         let mut pieces = vec![(text.to_owned(), lead)];
         let mut ranges = Vec::new();
