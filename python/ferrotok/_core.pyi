@@ -182,6 +182,10 @@ class TokenizerEncoding:
         """The input sequence each token comes from (0, or 1 in a pair), None for the special
         tokens the post-processor added and for padding."""
     @property
+    def word_ids(self) -> list[int | None]:
+        """The word (pre-tokenized piece or added token) each token comes from, counted per
+        input sequence; None for the special tokens the post-processor added and for padding."""
+    @property
     def n_sequences(self) -> int:
         """1, or 2 for a pair."""
     def __len__(self) -> int: ...

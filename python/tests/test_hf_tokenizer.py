@@ -272,7 +272,7 @@ def test_padding_and_truncation_setters_match_tokenizers() -> None:
 
     # Short pairs: with truncation `tokenizers` builds every overflowing piece, slow on long texts.
     pairs = [(a[:400], b[:300]) for a, b in zip(docs[:20], docs[20:40])] + [("", "x y z"), ("a b c d e f", "")]
-    fields = ("ids", "attention_mask", "type_ids", "special_tokens_mask", "sequence_ids", "n_sequences")
+    fields = ("ids", "attention_mask", "type_ids", "special_tokens_mask", "sequence_ids", "word_ids", "n_sequences")
 
     def check(r: Any, m: Any) -> None:
         for f in fields:

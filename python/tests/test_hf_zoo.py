@@ -301,7 +301,7 @@ def test_zoo_member_encodes_pairs_as_tokenizers_does(name: str) -> None:
     ref, mine = member(name)
     docs = [t[:300] for t in texts()[:30]] + ["", "x"]
     pairs = list(zip(docs[::2], docs[1::2]))
-    fields = ("ids", "type_ids", "special_tokens_mask", "sequence_ids", "attention_mask", "n_sequences")
+    fields = ("ids", "type_ids", "special_tokens_mask", "sequence_ids", "word_ids", "attention_mask", "n_sequences")
     for special in (True, False):
         want = ref.encode_batch(pairs, add_special_tokens=special)
         got = mine.encode_batch(pairs, add_special_tokens=special)

@@ -76,6 +76,13 @@ impl PyTokenizerEncoding {
         self.enc.sequence_ids()
     }
 
+    /// The word (pre-tokenized piece or added token) each token comes from, counted per
+    /// input sequence; None for the special tokens the post-processor added and for padding.
+    #[getter]
+    fn word_ids(&self) -> Vec<Option<u32>> {
+        self.enc.word_ids()
+    }
+
     /// 1, or 2 for a pair.
     #[getter]
     fn n_sequences(&self) -> usize {

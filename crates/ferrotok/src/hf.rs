@@ -40,7 +40,7 @@ mod general;
 mod post;
 use general::{General, Pattern};
 pub use post::{HfEncoding, LengthSettings, Padding, Part, Strategy, Truncation};
-use post::{TemplatePiece, Templates};
+use post::{Seq, TemplatePiece, Templates};
 
 /// GPT-2's byte → character table: printable bytes map to themselves, the rest to U+0100 on.
 fn byte_to_char() -> [char; 256] {
@@ -474,7 +474,8 @@ impl HfTokenizer {
                 post::truncate(&mut a, b.as_mut(), max, t)?;
             }
         }
-        let mut enc = post::assemble(template, [&a, b.as_deref().unwrap_or_default()], 1 + usize::from(b.is_some()));
+        let none = Seq::default();
+        let mut enc = post::assemble(template, [&a, b.as_ref().unwrap_or(&none)], 1 + usize::from(b.is_some()));
         if let Some(p) = &settings.padding {
             enc.pad_to(post::padded_len(enc.ids.len(), p), p);
         }
@@ -499,13 +500,14 @@ impl HfTokenizer {
 
     /// The ids of one sequence: added tokens matched in the raw text, the model for the text
     /// between them.
-    fn encode_body(&self, text: &str) -> Result<Vec<Rank>> {
-        let mut body = Vec::with_capacity(text.len() / 3 + 4);
+    fn encode_body(&self, text: &str) -> Result<Seq> {
+        let mut body = Seq { ids: Vec::with_capacity(text.len() / 3 + 4), ..Seq::default() };
         let mut at = 0;
         if let Some(m) = &self.added_matcher {
             for hit in m.find_iter(text) {
                 self.encode_segment(&text[at..hit.start()], at == 0, &mut body)?;
-                body.push(self.added[hit.pattern().as_usize()].id);
+                body.ids.push(self.added[hit.pattern().as_usize()].id);
+                body.end_word();
                 at = hit.end();
             }
         }
@@ -513,13 +515,15 @@ impl HfTokenizer {
         Ok(body)
     }
 
-    /// Encodes text between added tokens; `at0`: it starts the input.
-    fn encode_segment(&self, segment: &str, at0: bool, out: &mut Vec<Rank>) -> Result<()> {
+    /// Encodes text between added tokens; `at0`: it starts the input. Each pre-tokenized
+    /// piece is a word (a SentencePiece model's segment is one).
+    fn encode_segment(&self, segment: &str, at0: bool, seq: &mut Seq) -> Result<()> {
         if segment.is_empty() {
             return Ok(());
         }
         if let Some(sp) = &self.sentencepiece {
-            sp.encode(segment, out);
+            sp.encode(segment, &mut seq.ids);
+            seq.end_word();
             return Ok(());
         }
         let mut text = std::borrow::Cow::Borrowed(segment);
@@ -561,33 +565,47 @@ impl HfTokenizer {
         }
         let text = &*text;
         if let Some(g) = &self.general {
+            if text.is_empty() && !g.has_steps() {
+                // With no pre-tokenizer, `tokenizers` keeps the empty piece: a word.
+                seq.end_word();
+                return Ok(());
+            }
             return g.pieces(text, lead, |piece| {
-                g.words(piece, |w| self.cached(w.as_bytes(), out, |out| g.encode_piece(w, out)))
+                g.words(piece, |w| self.cached(w.as_bytes(), &mut seq.ids, |out| g.encode_piece(w, out)))?;
+                seq.end_word();
+                Ok(())
             });
         }
         if let Some(wp) = &self.wordpiece {
             for w in words(text, wp.split) {
-                self.cached(w.as_bytes(), out, |out| {
+                self.cached(w.as_bytes(), &mut seq.ids, |out| {
                     wp.encode_word(w, out);
                     Ok(())
                 })?;
+                seq.end_word();
             }
             return Ok(());
         }
+        let mut piece = |bytes: &[u8]| {
+            self.encode_piece(bytes, &mut seq.ids)?;
+            seq.end_word();
+            Ok(())
+        };
         match &self.split {
-            None => self.encode_piece(text.as_bytes(), out),
+            None if text.is_empty() => Ok(()),
+            None => piece(text.as_bytes()),
             Some(p) => {
                 // Behaviour `Isolated`: the matches and the text between them are all pieces.
                 let mut last = 0;
                 p.split(text, |s, e| {
                     if s > last {
-                        self.encode_piece(&text.as_bytes()[last..s], out)?;
+                        piece(&text.as_bytes()[last..s])?;
                     }
                     last = e;
-                    self.encode_piece(&text.as_bytes()[s..e], out)
+                    piece(&text.as_bytes()[s..e])
                 })?;
                 if last < text.len() {
-                    self.encode_piece(&text.as_bytes()[last..], out)?;
+                    piece(&text.as_bytes()[last..])?;
                 }
                 Ok(())
             }

@@ -981,6 +981,10 @@ impl General {
         Ok(())
     }
 
+    pub(crate) fn has_steps(&self) -> bool {
+        !self.steps.is_empty()
+    }
+
     /// Calls `word` on each part of `piece` that the model can encode on its own (the piece
     /// itself, or for BPE with a word-start character, the words it separates; see
     /// `CharBpe::word_start`).

@@ -106,6 +106,47 @@ pub enum Part {
     },
 }
 
+/// One input sequence's ids and, for each, the index of the word (pre-tokenized piece or
+/// added token) it comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct Seq {
+    pub(crate) ids: Vec<Rank>,
+    pub(crate) words: Vec<u32>,
+    pub(crate) next_word: u32,
+}
+
+impl Seq {
+    /// The ids pushed since the last call are one word (none: a word without tokens, which
+    /// still counts, as in `tokenizers`).
+    pub(crate) fn end_word(&mut self) {
+        self.words.resize(self.ids.len(), self.next_word);
+        self.next_word += 1;
+    }
+
+    fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    fn clear(&mut self) {
+        self.ids.clear();
+        self.words.clear();
+    }
+
+    /// Keeps `keep` ids: the first ones, or with `left` the last ones.
+    fn cut(&mut self, keep: usize, left: bool) {
+        if self.ids.len() > keep {
+            if left {
+                let drop = self.ids.len() - keep;
+                self.ids.drain(..drop);
+                self.words.drain(..drop);
+            } else {
+                self.ids.truncate(keep);
+                self.words.truncate(keep);
+            }
+        }
+    }
+}
+
 /// An encoding: the ids, and what each run of them is.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct HfEncoding {
@@ -114,6 +155,8 @@ pub struct HfEncoding {
     pub parts: Vec<(Part, usize)>,
     /// 1, or 2 for a pair.
     pub n_sequences: usize,
+    /// The word index of each token of the sequence parts, in order.
+    seq_words: Vec<u32>,
 }
 
 impl HfEncoding {
@@ -139,6 +182,21 @@ impl HfEncoding {
     /// The input sequence of each token (`None` for special tokens and padding).
     pub fn sequence_ids(&self) -> Vec<Option<u8>> {
         self.per_token(|p| if let Part::Sequence { index, .. } = p { Some(index) } else { None })
+    }
+
+    /// The word each token comes from, counted per input sequence (`None` for special tokens
+    /// and padding).
+    pub fn word_ids(&self) -> Vec<Option<u32>> {
+        let mut out = Vec::with_capacity(self.ids.len());
+        let mut words = self.seq_words.iter();
+        for &(part, n) in &self.parts {
+            if let Part::Sequence { .. } = part {
+                out.extend(words.by_ref().take(n).map(|&w| Some(w)));
+            } else {
+                out.extend(std::iter::repeat_n(None, n));
+            }
+        }
+        out
     }
 
     /// 0 for padding, 1 for the rest.
@@ -177,18 +235,8 @@ pub(crate) fn padded_len(len: usize, p: &Padding) -> usize {
     }
 }
 
-fn cut(ids: &mut Vec<Rank>, keep: usize, left: bool) {
-    if ids.len() > keep {
-        if left {
-            ids.drain(..ids.len() - keep);
-        } else {
-            ids.truncate(keep);
-        }
-    }
-}
-
 /// `truncate_encodings`: shortens the sequences so that they fit `max_length` ids together.
-pub(crate) fn truncate(a: &mut Vec<Rank>, b: Option<&mut Vec<Rank>>, max_length: usize, t: &Truncation) -> Result<()> {
+pub(crate) fn truncate(a: &mut Seq, b: Option<&mut Seq>, max_length: usize, t: &Truncation) -> Result<()> {
     let err = |problem: &str| Error::Truncation(problem.into());
     if max_length == 0 {
         a.clear();
@@ -217,10 +265,10 @@ pub(crate) fn truncate(a: &mut Vec<Rank>, b: Option<&mut Vec<Rank>>, max_length:
             if swap {
                 std::mem::swap(&mut n1, &mut n2);
             }
-            cut(a, n1, t.left);
-            cut(b, n2, t.left);
+            a.cut(n1, t.left);
+            b.cut(n2, t.left);
         }
-        (Strategy::LongestFirst | Strategy::OnlyFirst, None) => cut(a, max_length, t.left),
+        (Strategy::LongestFirst | Strategy::OnlyFirst, None) => a.cut(max_length, t.left),
         (Strategy::OnlySecond, None) => return Err(err("the second sequence is not provided")),
         (strategy, Some(b)) => {
             let target = if strategy == Strategy::OnlyFirst { a } else { b };
@@ -228,20 +276,24 @@ pub(crate) fn truncate(a: &mut Vec<Rank>, b: Option<&mut Vec<Rank>>, max_length:
                 return Err(err("the sequence to truncate is too short to respect the provided max_length"));
             }
             let keep = target.len() - to_remove;
-            cut(target, keep, t.left);
+            target.cut(keep, t.left);
         }
     }
     Ok(())
 }
 
 /// Applies `template` to the sequences.
-pub(crate) fn assemble(template: &[TemplatePiece], seqs: [&[Rank]; 2], n_sequences: usize) -> HfEncoding {
+pub(crate) fn assemble(template: &[TemplatePiece], seqs: [&Seq; 2], n_sequences: usize) -> HfEncoding {
     let mut enc = HfEncoding { n_sequences, ..HfEncoding::default() };
     enc.ids.reserve(seqs[0].len() + seqs[1].len() + 4);
     for piece in template {
         let (part, ids) = match piece {
             TemplatePiece::Special(ids, type_id) => (Part::Special { type_id: *type_id }, &ids[..]),
-            &TemplatePiece::Sequence(index, type_id) => (Part::Sequence { index, type_id }, seqs[index as usize]),
+            &TemplatePiece::Sequence(index, type_id) => {
+                let seq = seqs[index as usize];
+                enc.seq_words.extend_from_slice(&seq.words);
+                (Part::Sequence { index, type_id }, &seq.ids[..])
+            }
         };
         if !ids.is_empty() {
             enc.ids.extend_from_slice(ids);
