@@ -247,8 +247,10 @@ ZOO: dict[str, Callable[[], Tokenizer]] = {
 
 @functools.lru_cache(maxsize=None)
 def member(name: str) -> tuple[Tokenizer, ferrotok.Tokenizer]:
-    ref = ZOO[name]()
-    return ref, ferrotok.Tokenizer.from_str(ref.to_str())
+    # The reference is the file as `tokenizers` loads it: a freshly trained Unigram model can
+    # segment a few exact ties differently from its own saved file (seen once in ten trainings).
+    text = ZOO[name]().to_str()
+    return Tokenizer.from_str(text), ferrotok.Tokenizer.from_str(text)
 
 
 EDGES = [
@@ -319,7 +321,12 @@ def test_whole_shared_corpus(request: pytest.FixtureRequest) -> None:
     docs = [d["text"] for p in paths for d in read_jsonl(p)]
     for name in ZOO:
         ref, mine = member(name)
-        assert_same(ref, mine, docs)
+        # Batches: both libraries use both cores, which keeps this within the CI budget.
+        want = [e.ids for e in ref.encode_batch(docs)]
+        got = [e.ids for e in mine.encode_batch(docs)]
+        bad = [i for i, (w, g) in enumerate(zip(want, got)) if w != g]
+        assert not bad, f"{name}: {len(bad)} documents differ, the first {docs[bad[0]][:60]!r}"
+        assert mine.decode_batch(got) == ref.decode_batch(want), name
 
 
 def test_loader_refuses_what_it_cannot_do_exactly(tmp_path: Path) -> None:
@@ -428,3 +435,33 @@ def test_text_normalized_to_nothing_still_meets_the_pre_tokenizer(general: bool)
     mine = ferrotok.Tokenizer._from_str_general(text) if general else ferrotok.Tokenizer.from_str(text)
     for t in ["x", "xx<s>x", "<s>x<s>", "ax", ""]:
         assert mine.encode(t).ids == ref.encode(t).ids, t
+
+
+def test_ignore_merges_applies_to_the_whole_piece() -> None:
+    # "▁ab" is a token that the merges never reach; with ignore_merges only a whole piece may
+    # take it, so "x▁ab" (one piece: no pre-tokenizer) merges to "x" "▁a" "b".
+    vocab = {"▁": 0, "a": 1, "b": 2, "▁a": 3, "▁ab": 4, "x": 5}
+    ref = Tokenizer(models.BPE(vocab, [("▁", "a")], ignore_merges=True))
+    mine = ferrotok.Tokenizer.from_str(ref.to_str())
+    for text in ["x▁ab", "▁ab", "▁abx▁ab"]:
+        assert mine.encode(text).ids == ref.encode(text).ids, text
+    assert ref.encode("x▁ab").tokens == ["x", "▁a", "b"]
+
+
+def test_added_token_ids_are_assigned_as_tokenizers_assigns_them() -> None:
+    # A documented example: `tokenizers` ignores the ids written in `added_tokens`; a token of
+    # the model keeps the model's id, the others follow the vocabulary in order (3, 4).
+    tok = Tokenizer(models.WordLevel({"a": 0, "b": 1, "<unk>": 2}, unk_token="<unk>"))
+    data = json.loads(tok.to_str())
+    entry = {"single_word": False, "lstrip": False, "rstrip": False, "normalized": False, "special": True}
+    data["added_tokens"] = [
+        {"id": 10, "content": "<x>", **entry},
+        {"id": 5, "content": "<y>", **entry},
+        {"id": 7, "content": "a", **entry},
+    ]
+    text = json.dumps(data)
+    ref, mine = Tokenizer.from_str(text), ferrotok.Tokenizer.from_str(text)
+    assert ref.encode("<x><y>a").ids == [3, 4, 0]
+    assert mine.encode("<x><y>a").ids == [3, 4, 0]
+    assert [mine.token_to_id(t) for t in ("<x>", "<y>", "a")] == [3, 4, 0]
+    assert mine.decode([3, 0, 4], skip_special_tokens=False) == ref.decode([3, 0, 4], skip_special_tokens=False)

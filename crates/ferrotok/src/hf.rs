@@ -978,16 +978,25 @@ fn parse_added(
     id_to_token: &mut Vec<Option<String>>,
     token_to_id: &mut FxHashMap<String, Rank>,
 ) -> Result<AddedParts> {
-    let mut added = Vec::new();
+    let mut added: Vec<Added> = Vec::new();
+    // `tokenizers` does not take the ids in the file: a token of the model's vocabulary keeps
+    // the model's id, and the others are numbered after the vocabulary in order.
+    let model_size = token_to_id.len() as Rank;
     if let Some(list) = get(root, "added_tokens").and_then(Value::as_array) {
         for (i, t) in list.iter().enumerate() {
             let path = format!("$.added_tokens[{i}]");
             let content = t.get("content").and_then(Value::as_str).ok_or_else(|| cx.bad(&path, "no content"))?;
-            let id = t
-                .get("id")
-                .and_then(Value::as_u64)
-                .and_then(|i| Rank::try_from(i).ok())
-                .ok_or_else(|| cx.bad(&path, "no id"))?;
+            t.get("id").and_then(Value::as_u64).ok_or_else(|| cx.bad(&path, "no id"))?;
+            let id = match added.iter().find(|a| a.content == content) {
+                Some(a) => a.id,
+                None => match token_to_id.get(content) {
+                    Some(&id) => id,
+                    None => match added.iter().map(|a| a.id).max() {
+                        Some(max) if max >= model_size || model_size == 0 => max + 1,
+                        _ => model_size,
+                    },
+                },
+            };
             for flag in ["single_word", "lstrip", "rstrip"] {
                 if cx.flag(t, flag) {
                     return Err(cx.unsupported(format!("added token {content:?} with {flag}")));

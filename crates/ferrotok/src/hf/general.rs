@@ -406,8 +406,10 @@ impl CharBpe {
             merges.insert((ia, ib), (rank as u32, im));
         }
         let suffix = text("end_of_word_suffix");
-        // With a prefix or suffix, where a word starts and ends changes its symbols.
-        let word_start = if prefix.is_none() && suffix.is_none() {
+        // With a prefix or suffix, where a word starts and ends changes its symbols; with
+        // `ignore_merges`, a word found whole in the vocabulary would skip merges that the
+        // whole piece goes through.
+        let word_start = if prefix.is_none() && suffix.is_none() && !cx.flag(model, "ignore_merges") {
             ['\u{2581}', ' ', '\u{120}'].into_iter().find(|&c| {
                 vocab.contains_key(c.encode_utf8(&mut [0; 4]) as &str)
                     && vocab.keys().all(|t| t.trim_start_matches(c).chars().all(|d| d != c))
