@@ -16,7 +16,7 @@
 //! `Replace`, `Prepend`, `Precompiled`, `ByteLevel`, `Nmt`, `BertNormalizer`, `Sequence`),
 //! added tokens (matched leftmost-longest in the raw text, as `tokenizers` does), the
 //! post-processors (`TemplateProcessing`, `BertProcessing`, `RobertaProcessing`, `ByteLevel`,
-//! `Sequence`; single sequences), truncation and padding. Anything else fails to load with
+//! `Sequence`; single sequences and pairs), truncation and padding. Anything else fails to load with
 //! [`Error::Unsupported`] naming the component: never a silent difference.
 //!
 //! BPE merges as `tokenizers` does: every adjacent pair listed in `merges` goes into a

@@ -3,8 +3,9 @@
 //!
 //! The specialised paths in [`super`] (byte-level BPE, BERT's WordPiece) are faster and are
 //! chosen when a file fits them; every other file runs here. Pieces are owned strings, each
-//! flagged whether it starts at offset 0 of the original text (what Metaspace's
-//! `prepend_scheme: "first"` asks).
+//! with its "lead": how many of its first characters derive from the input's first character
+//! (not 0: the piece starts at offset 0 of the input, what Metaspace's `prepend_scheme:
+//! "first"` asks).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
