@@ -43,20 +43,30 @@ pub use post::{HfEncoding, LengthSettings, Padding, Part, Strategy, Truncation};
 use post::{Seq, TemplatePiece, Templates};
 
 /// GPT-2's byte → character table: printable bytes map to themselves, the rest to U+0100 on.
-fn byte_to_char() -> [char; 256] {
-    let mut table = ['\0'; 256];
-    let mut n = 0u32;
-    for b in 0..=255u8 {
-        let printable = (b'!'..=b'~').contains(&b) || (0xA1..=0xAC).contains(&b) || (0xAE..=0xFF).contains(&b);
-        table[b as usize] = if printable {
-            char::from(b)
-        } else {
-            let c = char::from_u32(256 + n).unwrap_or('\0');
-            n += 1;
-            c
-        };
-    }
-    table
+/// Built once.
+fn byte_to_char() -> &'static [char; 256] {
+    static TABLE: std::sync::OnceLock<[char; 256]> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut table = ['\0'; 256];
+        let mut n = 0u32;
+        for b in 0..=255u8 {
+            let printable = (b'!'..=b'~').contains(&b) || (0xA1..=0xAC).contains(&b) || (0xAE..=0xFF).contains(&b);
+            table[b as usize] = if printable {
+                char::from(b)
+            } else {
+                let c = char::from_u32(256 + n).unwrap_or('\0');
+                n += 1;
+                c
+            };
+        }
+        table
+    })
+}
+
+/// The reverse of [`byte_to_char`]. Built once.
+fn char_to_byte() -> &'static FxHashMap<char, u8> {
+    static MAP: std::sync::OnceLock<FxHashMap<char, u8>> = std::sync::OnceLock::new();
+    MAP.get_or_init(|| byte_to_char().iter().enumerate().map(|(b, &c)| (c, b as u8)).collect())
 }
 
 /// The bytes a byte-level string stands for, or `None` if a character is outside the table.
@@ -271,8 +281,7 @@ impl HfTokenizer {
             return Err(cx.unsupported("BPE byte_fallback (a SentencePiece-style model)"));
         }
         let ignore_merges = cx.flag(model, "ignore_merges");
-        let table = byte_to_char();
-        let rev: FxHashMap<char, u8> = table.iter().enumerate().map(|(b, &c)| (c, b as u8)).collect();
+        let rev = char_to_byte();
         let vocab_json = get(model, "vocab")
             .and_then(Value::as_object)
             .ok_or_else(|| cx.bad("$.model.vocab", "missing or not an object"))?;
@@ -280,7 +289,7 @@ impl HfTokenizer {
         let mut vocab = FxHashMap::default();
         let mut byte_ids = [None; 256];
         for (tok, &id) in &token_to_id {
-            if let Some(bytes) = byte_level_bytes(tok, &rev) {
+            if let Some(bytes) = byte_level_bytes(tok, rev) {
                 if let [b] = bytes[..] {
                     byte_ids[b as usize] = Some(id);
                 }
@@ -310,7 +319,7 @@ impl HfTokenizer {
         let decode_bytes = base
             .id_to_token
             .iter()
-            .map(|t| t.as_ref().map(|s| byte_level_bytes(s, &rev).unwrap_or_else(|| s.as_bytes().to_vec())))
+            .map(|t| t.as_ref().map(|s| byte_level_bytes(s, rev).unwrap_or_else(|| s.as_bytes().to_vec())))
             .collect();
         Ok(Self { split, add_prefix_space, vocab, byte_ids, merges, ignore_merges, decode_bytes, ..base })
     }

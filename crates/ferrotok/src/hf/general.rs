@@ -795,8 +795,7 @@ impl Decoder {
     fn apply(&self, tokens: Vec<String>) -> Result<Vec<String>> {
         Ok(match self {
             Self::ByteLevel => {
-                let table = byte_to_char();
-                let rev: FxHashMap<char, u8> = table.iter().enumerate().map(|(b, &c)| (c, b as u8)).collect();
+                let rev = super::char_to_byte();
                 let mut bytes = Vec::new();
                 for t in &tokens {
                     match t.chars().map(|c| rev.get(&c).copied()).collect::<Option<Vec<u8>>>() {
