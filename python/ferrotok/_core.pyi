@@ -169,6 +169,12 @@ class TokenizerEncoding:
     def tokens(self) -> list[str]:
         """The tokens as the tokenizer file spells them."""
     @property
+    def offsets(self) -> list[tuple[int, int]]:
+        """Each token's (start, end) in characters of its input text, as `tokenizers` reports
+        them; (0, 0) for the special tokens the post-processor added and for padding. Computed
+        on first use (a second, slower pass over the input). Raises `UnsupportedError` for a
+        tokenizer loaded from a SentencePiece `.model`."""
+    @property
     def attention_mask(self) -> list[int]:
         """1 for every token, 0 for padding."""
     @property

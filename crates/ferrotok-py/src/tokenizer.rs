@@ -24,6 +24,68 @@ pub struct PyTokenizerEncoding {
     /// What `tokens` shows for padding (as `tokenizers`, the padding's token text).
     pad_token: Option<Arc<str>>,
     ints: Arc<IntCache>,
+    /// What was encoded, for the offsets (computed on first use, on a path of their own).
+    inputs: Inputs,
+    offsets: std::sync::OnceLock<Vec<(usize, usize)>>,
+}
+
+/// An encoding's input and options (the texts are held, not copied).
+struct Inputs {
+    text: Text,
+    pair: Option<Text>,
+    add_special_tokens: bool,
+    settings: LengthSettings,
+}
+
+impl PyTokenizerEncoding {
+    fn new(
+        enc: HfEncoding,
+        tokenizer: Arc<HfTokenizer>,
+        pad_token: Option<Arc<str>>,
+        ints: Arc<IntCache>,
+        inputs: Inputs,
+    ) -> Self {
+        Self { enc, tokenizer, pad_token, ints, inputs, offsets: std::sync::OnceLock::new() }
+    }
+
+    /// The offsets: the encoding again on the offsets path, checked to give the same ids,
+    /// then padded as this encoding is.
+    fn compute_offsets(&self, py: Python<'_>) -> PyResult<Vec<(usize, usize)>> {
+        let Inputs { text, pair, add_special_tokens, settings } = &self.inputs;
+        let unpadded = LengthSettings { padding: None, ..*settings };
+        let size = text.as_str().len() + pair.as_ref().map_or(0, |p| p.as_str().len());
+        let with = detach(py, size, || {
+            self.tokenizer.encode_full_with(
+                text.as_str(),
+                pair.as_ref().map(Text::as_str),
+                (*add_special_tokens, true),
+                &unpadded,
+            )
+        })
+        .map_err(py_err(py))?;
+        let mut ids = Vec::with_capacity(self.enc.ids.len());
+        let mut at = 0;
+        for &(part, n) in &self.enc.parts {
+            if !matches!(part, Part::Padding { .. }) {
+                ids.extend_from_slice(&self.enc.ids[at..at + n]);
+            }
+            at += n;
+        }
+        if with.ids != ids || with.offsets.len() != ids.len() {
+            return Err(new_err(
+                crate::errors::encode_error(py),
+                "internal error: the offsets path disagrees with the encoding's ids; please report this input".into(),
+            ));
+        }
+        let mut offsets = with.offsets;
+        let n = self.enc.ids.len() - offsets.len();
+        if matches!(self.enc.parts.first(), Some((Part::Padding { .. }, _))) {
+            offsets.splice(0..0, std::iter::repeat_n((0, 0), n));
+        } else {
+            offsets.resize(self.enc.ids.len(), (0, 0));
+        }
+        Ok(offsets)
+    }
 }
 
 #[pymethods]
@@ -49,6 +111,18 @@ impl PyTokenizerEncoding {
             at += n;
         }
         out
+    }
+
+    /// Each token's (start, end) in characters of its input text, as `tokenizers` reports
+    /// them; (0, 0) for the special tokens the post-processor added and for padding.
+    /// Computed on first use (a second, slower pass over the input).
+    #[getter]
+    fn offsets(&self, py: Python<'_>) -> PyResult<Vec<(usize, usize)>> {
+        if let Some(o) = self.offsets.get() {
+            return Ok(o.clone());
+        }
+        let computed = self.compute_offsets(py)?;
+        Ok(self.offsets.get_or_init(|| computed).clone())
     }
 
     /// 1 for every token, 0 for padding.
@@ -304,7 +378,8 @@ impl PyTokenizer {
             inner.encode_full(text.as_str(), pair.as_ref().map(|p| p.as_str()), add_special_tokens, &settings)
         })
         .map_err(py_err(py))?;
-        Ok(PyTokenizerEncoding { enc, tokenizer: inner, pad_token, ints: self.ints.clone() })
+        let inputs = Inputs { text, pair, add_special_tokens, settings };
+        Ok(PyTokenizerEncoding::new(enc, inner, pad_token, self.ints.clone(), inputs))
     }
 
     /// Encodes many texts in parallel (the GIL released).
@@ -333,11 +408,10 @@ impl PyTokenizer {
         HfTokenizer::pad_batch_with(&mut all, &settings);
         Ok(all
             .into_iter()
-            .map(|enc| PyTokenizerEncoding {
-                enc,
-                tokenizer: inner.clone(),
-                pad_token: pad_token.clone(),
-                ints: self.ints.clone(),
+            .zip(items)
+            .map(|(enc, (text, pair))| {
+                let inputs = Inputs { text, pair, add_special_tokens, settings };
+                PyTokenizerEncoding::new(enc, inner.clone(), pad_token.clone(), self.ints.clone(), inputs)
             })
             .collect())
     }

@@ -37,6 +37,7 @@ use crate::sentencepiece::{CharsMap, PieceKind, SentencePiece};
 use crate::vocab::Rank;
 
 mod general;
+mod offsets;
 mod post;
 use general::{General, Pattern};
 pub use post::{HfEncoding, LengthSettings, Padding, Part, Strategy, Truncation};
@@ -150,6 +151,9 @@ pub struct HfTokenizer {
     added: Vec<Added>,
     added_matcher: Option<AhoCorasick>,
     template: Templates,
+    /// The post-processor's offset trimming (ByteLevel or RobertaProcessing with
+    /// `trim_offsets`), in order: each one's `add_prefix_space`.
+    trims: Vec<bool>,
     /// Token strings as the file spells them, by id (model and added tokens).
     id_to_token: Vec<Option<String>>,
     token_to_id: FxHashMap<String, Rank>,
@@ -249,11 +253,14 @@ impl HfTokenizer {
         let pad_token =
             get(root, "padding").and_then(|p| p.get("pad_token")).and_then(Value::as_str).map(str::to_owned);
         let template = post::parse_post(cx, get(root, "post_processor"))?;
+        let mut trims = Vec::new();
+        post::parse_trims(get(root, "post_processor"), &mut trims);
         Ok(Self {
             norms,
             added,
             added_matcher,
             template,
+            trims,
             id_to_token,
             token_to_id,
             special,
@@ -372,6 +379,7 @@ impl HfTokenizer {
             added: Vec::new(),
             added_matcher: None,
             template: Templates::default(),
+            trims: Vec::new(),
             id_to_token: Vec::new(),
             token_to_id: FxHashMap::default(),
             decode_bytes: Vec::new(),
@@ -472,8 +480,35 @@ impl HfTokenizer {
         add_special_tokens: bool,
         settings: &LengthSettings,
     ) -> Result<HfEncoding> {
-        let mut a = self.encode_body(text)?;
-        let mut b = pair.map(|p| self.encode_body(p)).transpose()?;
+        self.encode_full_with(text, pair, (add_special_tokens, false), settings)
+    }
+
+    /// [`Self::encode_full`]; `(add_special_tokens, offsets)`: with `offsets`, also each
+    /// token's offsets (the characters of its input sequence it comes from, as `tokenizers`
+    /// reports them; (0, 0) for special tokens and padding), on a slower path of its own whose
+    /// ids are the same.
+    pub fn encode_full_with(
+        &self,
+        text: &str,
+        pair: Option<&str>,
+        (add_special_tokens, offsets): (bool, bool),
+        settings: &LengthSettings,
+    ) -> Result<HfEncoding> {
+        let body = |t: &str| if offsets { self.encode_body_offsets(t) } else { self.encode_body(t) };
+        let a = body(text)?;
+        let b = pair.map(body).transpose()?;
+        self.finish(a, b, add_special_tokens, settings, offsets)
+    }
+
+    /// Truncation, the post-processor and padding.
+    fn finish(
+        &self,
+        mut a: Seq,
+        mut b: Option<Seq>,
+        add_special_tokens: bool,
+        settings: &LengthSettings,
+        offsets: bool,
+    ) -> Result<HfEncoding> {
         let template = self.template.pick(b.is_some(), add_special_tokens);
         if let Some(t) = &settings.truncate {
             let added = Templates::added(template);
@@ -483,8 +518,18 @@ impl HfTokenizer {
                 post::truncate(&mut a, b.as_mut(), max, t)?;
             }
         }
+        if offsets {
+            // The post-processor trims each sequence's offsets before adding its tokens.
+            for seq in std::iter::once(&mut a).chain(b.as_mut()) {
+                let tokens: Vec<&str> = seq.ids.iter().map(|&id| self.id_to_token(id).unwrap_or_default()).collect();
+                for &add_prefix_space in &self.trims {
+                    offsets::trim_offsets(&tokens, &mut seq.offsets, add_prefix_space);
+                }
+            }
+        }
         let none = Seq::default();
-        let mut enc = post::assemble(template, [&a, b.as_ref().unwrap_or(&none)], 1 + usize::from(b.is_some()));
+        let mut enc =
+            post::assemble(template, [&a, b.as_ref().unwrap_or(&none)], 1 + usize::from(b.is_some()), offsets);
         if let Some(p) = &settings.padding {
             enc.pad_to(post::padded_len(enc.ids.len(), p), p);
         }
@@ -522,6 +567,126 @@ impl HfTokenizer {
         }
         self.encode_segment(&text[at..], at == 0, &mut body)?;
         Ok(body)
+    }
+
+    /// [`Self::encode_body`] with offsets (characters of `text`).
+    fn encode_body_offsets(&self, text: &str) -> Result<Seq> {
+        let mut body = Seq::default();
+        let mut at = 0;
+        if let Some(m) = &self.added_matcher {
+            for hit in m.find_iter(text) {
+                self.encode_segment_offsets(&text[at..hit.start()], at, &mut body)?;
+                body.ids.push(self.added[hit.pattern().as_usize()].id);
+                body.offsets.push((hit.start(), hit.end()));
+                body.end_word();
+                at = hit.end();
+            }
+        }
+        self.encode_segment_offsets(&text[at..], at, &mut body)?;
+        offsets::to_char_offsets(text, &mut body.offsets);
+        Ok(body)
+    }
+
+    /// [`Self::encode_segment`] with byte offsets; `base`: where the segment starts in the
+    /// input. Normalizers and pre-tokenizers run on [`offsets::Aligned`] text.
+    fn encode_segment_offsets(&self, segment: &str, base: usize, seq: &mut Seq) -> Result<()> {
+        if segment.is_empty() {
+            return Ok(());
+        }
+        if self.sentencepiece.is_some() {
+            return Err(Error::Unsupported {
+                source_name: "a SentencePiece .model".into(),
+                component: "offsets (load the model's tokenizer.json for them)".into(),
+            });
+        }
+        let mut text = offsets::Aligned::new(segment, base);
+        for n in &self.norms {
+            text.normalize(n)?;
+        }
+        let mut spans = Vec::new();
+        // One word: its tokens' spans, from byte `start` of `p`, as input offsets.
+        let flush = |p: &offsets::Aligned, start: usize, seq: &mut Seq, spans: &mut Vec<(usize, usize)>| {
+            seq.offsets.extend(spans.drain(..).map(|(s, e)| p.original(start + s, start + e)));
+            seq.end_word();
+        };
+        if let Some(g) = &self.general {
+            if !g.has_steps() {
+                if !text.text.is_empty() {
+                    g.encode_piece_spans(&text.text, &mut seq.ids, &mut spans)?;
+                }
+                flush(&text, 0, seq, &mut spans);
+                return Ok(());
+            }
+            for p in g.pieces_aligned(text)? {
+                g.encode_piece_spans(&p.text, &mut seq.ids, &mut spans)?;
+                flush(&p, 0, seq, &mut spans);
+            }
+            return Ok(());
+        }
+        if let Some(wp) = &self.wordpiece {
+            for w in words(&text.text, wp.split) {
+                let start = w.as_ptr() as usize - text.text.as_ptr() as usize;
+                // The plain path's cached ids; the spans follow from them: one token covers
+                // the whole word (the unknown token too), the first of several its own
+                // spelling, the others their spelling less the prefix.
+                let first = seq.ids.len();
+                self.cached(w.as_bytes(), &mut seq.ids, |out| {
+                    wp.encode_word(w, out, None);
+                    Ok(())
+                })?;
+                if seq.ids.len() - first == 1 {
+                    spans.push((0, w.len()));
+                } else {
+                    let mut at = 0;
+                    for (k, &id) in seq.ids[first..].iter().enumerate() {
+                        let t = self.id_to_token(id).unwrap_or_default();
+                        let n = if k == 0 { t.len() } else { t.len().saturating_sub(wp.prefix.len()) };
+                        spans.push((at, at + n));
+                        at += n;
+                    }
+                }
+                flush(&text, start, seq, &mut spans);
+            }
+            return Ok(());
+        }
+        // Byte-level BPE: a token covers as many raw bytes as its spelling has characters,
+        // and raw byte k of the text has the alignment of the text's byte k.
+        if self.add_prefix_space && !text.text.starts_with(' ') {
+            text.prepend(" ");
+        }
+        let mut ranges = Vec::new();
+        match &self.split {
+            None => ranges.push((0, text.text.len())),
+            Some(p) => {
+                let mut last = 0;
+                p.split(&text.text, |s, e| {
+                    if s > last {
+                        ranges.push((last, s));
+                    }
+                    ranges.push((s, e));
+                    last = e;
+                    Ok(())
+                })?;
+                if last < text.text.len() {
+                    ranges.push((last, text.text.len()));
+                }
+            }
+        }
+        for (s, e) in ranges {
+            if s == e {
+                continue;
+            }
+            let first = seq.ids.len();
+            self.encode_piece(&text.text.as_bytes()[s..e], &mut seq.ids)?;
+            let mut at = 0;
+            for &id in &seq.ids[first..] {
+                let n = self.id_to_token(id).map_or(1, |t| t.chars().count());
+                spans.push((at, at + n));
+                at += n;
+            }
+            flush(&text, s, seq, &mut spans);
+        }
+        Ok(())
     }
 
     /// Encodes text between added tokens; `at0`: it starts the input. Each pre-tokenized
@@ -588,7 +753,7 @@ impl HfTokenizer {
         if let Some(wp) = &self.wordpiece {
             for w in words(text, wp.split) {
                 self.cached(w.as_bytes(), &mut seq.ids, |out| {
-                    wp.encode_word(w, out);
+                    wp.encode_word(w, out, None);
                     Ok(())
                 })?;
                 seq.end_word();
@@ -918,13 +1083,22 @@ impl WordPiece {
     }
 
     /// Greedy longest-match-first; a word that cannot be covered, or is longer than
-    /// `max_chars` characters, is the unknown token.
-    fn encode_word(&self, word: &str, out: &mut Vec<Rank>) {
-        if word.chars().count() > self.max_chars {
-            out.push(self.unk);
-            return;
-        }
+    /// `max_chars` characters, is the unknown token. With `spans`, each token's byte range in
+    /// the word (the unknown token's is the whole word).
+    fn encode_word(&self, word: &str, out: &mut Vec<Rank>, mut spans: Option<&mut Vec<(usize, usize)>>) {
         let mark = out.len();
+        let span_mark = spans.as_ref().map_or(0, |s| s.len());
+        let unknown = |out: &mut Vec<Rank>, spans: Option<&mut Vec<(usize, usize)>>| {
+            out.truncate(mark);
+            out.push(self.unk);
+            if let Some(s) = spans {
+                s.truncate(span_mark);
+                s.push((0, word.len()));
+            }
+        };
+        if word.chars().count() > self.max_chars {
+            return unknown(out, spans);
+        }
         let mut start = 0;
         let mut key = String::new();
         while start < word.len() {
@@ -943,11 +1117,12 @@ impl WordPiece {
                 end = word[..end].char_indices().next_back().map_or(start, |(i, _)| i);
             }
             let Some(id) = found else {
-                out.truncate(mark);
-                out.push(self.unk);
-                return;
+                return unknown(out, spans);
             };
             out.push(id);
+            if let Some(s) = spans.as_deref_mut() {
+                s.push((start, end));
+            }
             start = end;
         }
     }

@@ -13,6 +13,7 @@ use std::collections::BinaryHeap;
 use rustc_hash::FxHashMap;
 use serde_json::Value;
 
+use super::offsets::Aligned;
 use super::{byte_to_char, get, is_bert_punct, parse_vocab, wordpiece_cleanup, Ctx, WordPiece};
 use crate::error::{Error, Result};
 use crate::pretokenize::{PreTokenizer, GPT2_PATTERN_OLD};
@@ -350,6 +351,69 @@ impl Step {
     }
 }
 
+impl Step {
+    /// One step on one aligned piece (see [`offsets`](super::offsets)).
+    fn apply_aligned(
+        &self,
+        mut p: Aligned,
+        ranges: &mut Vec<(usize, usize, bool)>,
+        out: &mut Vec<Aligned>,
+    ) -> Result<()> {
+        let cut = |p: &Aligned, kept: Vec<(usize, usize)>, out: &mut Vec<Aligned>| {
+            out.extend(kept.into_iter().map(|(s, e)| p.slice(s, e)));
+        };
+        match self {
+            Self::ByteLevel { add_prefix_space, regex } => {
+                if *add_prefix_space && !p.text.starts_with(' ') {
+                    p.prepend(" ");
+                }
+                let mut parts = Vec::new();
+                match regex {
+                    None => parts.push(p),
+                    Some(re) => {
+                        Pattern::Regex(re.clone()).find_matches(&p.text, ranges)?;
+                        cut(&p, split_ranges(ranges, Behavior::Isolated, false), &mut parts);
+                    }
+                }
+                for mut part in parts {
+                    part.byte_level();
+                    out.push(part);
+                }
+            }
+            Self::Split { pattern, behavior, invert } => {
+                pattern.find_matches(&p.text, ranges)?;
+                cut(&p, split_ranges(ranges, *behavior, *invert), out);
+            }
+            &Self::Metaspace { replacement, prepend, split } => {
+                let rep = replacement.to_string();
+                p.replace(&Pattern::Char(' '), &rep)?;
+                let first = match prepend {
+                    Prepend::Always => true,
+                    Prepend::First => p.shift == 0,
+                    Prepend::Never => false,
+                };
+                if first && !p.text.starts_with(replacement) {
+                    p.prepend(&rep);
+                }
+                if split {
+                    Pattern::Char(replacement).find_matches(&p.text, ranges)?;
+                    cut(&p, split_ranges(ranges, Behavior::MergedWithNext, false), out);
+                } else {
+                    out.push(p);
+                }
+            }
+            &Self::FixedLength(n) => {
+                let starts: Vec<usize> = p.text.char_indices().map(|(i, _)| i).step_by(n).collect();
+                for (k, &s) in starts.iter().enumerate() {
+                    let e = starts.get(k + 1).copied().unwrap_or(p.text.len());
+                    out.push(p.slice(s, e));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A `BPE` model over characters (any vocabulary, with the options byte-level files do
 /// not use: continuing-subword prefix, end-of-word suffix, byte fallback, unknown token).
 #[derive(Debug, Clone)]
@@ -455,14 +519,54 @@ impl CharBpe {
                 return Ok(());
             }
         }
+        let mut ids = self.symbols(word, None)?;
+        merge_word(&self.merges, &mut ids);
+        out.extend_from_slice(&ids);
+        Ok(())
+    }
+
+    /// [`Self::encode`] with each token's byte range in `word` (`tokenizers`' symbol lengths:
+    /// a byte-fallback token counts one byte, an unknown the characters it stands for).
+    fn encode_spans(&self, word: &str, out: &mut Vec<Rank>, spans: &mut Vec<(usize, usize)>) -> Result<()> {
+        if self.ignore_merges {
+            if let Some(&id) = self.vocab.get(word) {
+                out.push(id);
+                spans.push((0, word.len()));
+                return Ok(());
+            }
+        }
+        let mut lens = Vec::with_capacity(word.len());
+        let mut ids = self.symbols(word, Some(&mut lens))?;
+        heap_merge(&self.merges, &mut ids, Some(&mut lens));
+        let mut at = 0;
+        for len in lens {
+            spans.push((at, at + len));
+            at += len;
+        }
+        out.extend_from_slice(&ids);
+        Ok(())
+    }
+
+    /// The word's symbols before any merge (with `lens`, each one's length in bytes).
+    fn symbols(&self, word: &str, mut lens: Option<&mut Vec<usize>>) -> Result<Vec<Rank>> {
         let mut ids: Vec<Rank> = Vec::with_capacity(word.len());
-        let mut unk: Option<Rank> = None;
+        let mut push = |ids: &mut Vec<Rank>, id: Rank, len: usize| {
+            ids.push(id);
+            if let Some(l) = lens.as_deref_mut() {
+                l.push(len);
+            }
+        };
+        // A pending unknown token and the bytes it stands for.
+        let mut unk: Option<(Rank, usize)> = None;
         let mut key = String::new();
         let mut chars = word.char_indices().peekable();
         while let Some((i, c)) = chars.next() {
+            let n = c.len_utf8();
             if let Some(&id) = self.char_ids.get(&c) {
-                ids.extend(unk.take());
-                ids.push(id);
+                if let Some((u, l)) = unk.take() {
+                    push(&mut ids, u, l);
+                }
+                push(&mut ids, id, n);
                 continue;
             }
             key.clear();
@@ -474,30 +578,38 @@ impl CharBpe {
                 key.push_str(self.suffix.as_deref().unwrap_or_default());
             }
             if let Some(&id) = self.vocab.get(&key) {
-                ids.extend(unk.take());
-                ids.push(id);
+                if let Some((u, l)) = unk.take() {
+                    push(&mut ids, u, l);
+                }
+                push(&mut ids, id, n);
                 continue;
             }
             if self.byte_fallback {
                 let bytes: Option<Vec<Rank>> = key.bytes().map(|b| self.byte_tokens[b as usize]).collect();
                 if let Some(bytes) = bytes {
                     // A pending unknown stays pending, as in `tokenizers`.
-                    ids.extend(bytes);
+                    for b in bytes {
+                        push(&mut ids, b, 1);
+                    }
                     continue;
                 }
             }
             if self.unk_token.is_some() {
                 let id = self.unk_id(word)?;
-                if unk.is_some() && !self.fuse_unk {
-                    ids.extend(unk.take());
-                }
-                unk = Some(id);
+                unk = match unk {
+                    Some((u, l)) if self.fuse_unk => Some((u, l + n)),
+                    Some((u, l)) => {
+                        push(&mut ids, u, l);
+                        Some((id, n))
+                    }
+                    None => Some((id, n)),
+                };
             }
         }
-        ids.extend(unk);
-        merge_word(&self.merges, &mut ids);
-        out.extend_from_slice(&ids);
-        Ok(())
+        if let Some((u, l)) = unk {
+            push(&mut ids, u, l);
+        }
+        Ok(ids)
     }
 }
 
@@ -511,7 +623,7 @@ pub(crate) fn merge_word(merges: &FxHashMap<(Rank, Rank), (u32, Rank)>, ids: &mu
     if ids.len() <= SHORT_WORD {
         scan_merge(merges, ids);
     } else {
-        heap_merge(merges, ids);
+        heap_merge(merges, ids, None);
     }
 }
 
@@ -546,7 +658,8 @@ fn scan_merge(merges: &FxHashMap<(Rank, Rank), (u32, Rank)>, ids: &mut Vec<Rank>
     }
 }
 
-fn heap_merge(merges: &FxHashMap<(Rank, Rank), (u32, Rank)>, ids: &mut Vec<Rank>) {
+/// With `lens`, each symbol's length, summed as symbols merge.
+fn heap_merge(merges: &FxHashMap<(Rank, Rank), (u32, Rank)>, ids: &mut Vec<Rank>, mut lens: Option<&mut Vec<usize>>) {
     const NONE: usize = usize::MAX;
     let n = ids.len();
     if n < 2 {
@@ -568,6 +681,9 @@ fn heap_merge(merges: &FxHashMap<(Rank, Rank), (u32, Rank)>, ids: &mut Vec<Rank>
             continue;
         }
         ids[pos] = new;
+        if let Some(l) = lens.as_deref_mut() {
+            l[pos] += l[after];
+        }
         live[after] = false;
         let after2 = next[after];
         next[pos] = after2;
@@ -587,10 +703,16 @@ fn heap_merge(merges: &FxHashMap<(Rank, Rank), (u32, Rank)>, ids: &mut Vec<Rank>
     for r in 0..n {
         if live[r] {
             ids[w] = ids[r];
+            if let Some(l) = lens.as_deref_mut() {
+                l[w] = l[r];
+            }
             w += 1;
         }
     }
     ids.truncate(w);
+    if let Some(l) = lens {
+        l.truncate(w);
+    }
 }
 
 /// A `Unigram` model as `tokenizers` runs it (its own Viterbi, not SentencePiece's).
@@ -646,7 +768,9 @@ impl Unigram {
         Ok((model, tokens))
     }
 
-    fn encode(&self, s: &str, out: &mut Vec<Rank>) -> Result<()> {
+    /// The Viterbi segmentation's ids (with `spans`, each token's byte range in `s`; the byte
+    /// tokens of a fallback all take the range of the text they stand for, as in `tokenizers`).
+    fn encode(&self, s: &str, out: &mut Vec<Rank>, mut spans: Option<&mut Vec<(usize, usize)>>) -> Result<()> {
         #[derive(Clone, Copy)]
         struct Best {
             score: f64,
@@ -700,23 +824,26 @@ impl Unigram {
             end = node.start;
         }
         for &(s0, e, id) in pieces.iter().rev() {
+            let start = out.len();
             match id {
                 Some(id) => out.push(id),
                 None => {
                     let text = &s[s0..e];
                     if let Some(&id) = self.vocab.get(text) {
                         out.push(id);
-                        continue;
+                    } else if let Some(ids) = self
+                        .byte_fallback
+                        .then(|| text.bytes().map(|b| self.byte_tokens[b as usize]).collect::<Option<Vec<Rank>>>())
+                        .flatten()
+                    {
+                        out.extend(ids);
+                    } else {
+                        out.push(self.unk.ok_or_else(|| Error::Uncoverable { model: "Unigram", piece: s.into() })?);
                     }
-                    if self.byte_fallback {
-                        let ids: Option<Vec<Rank>> = text.bytes().map(|b| self.byte_tokens[b as usize]).collect();
-                        if let Some(ids) = ids {
-                            out.extend(ids);
-                            continue;
-                        }
-                    }
-                    out.push(self.unk.ok_or_else(|| Error::Uncoverable { model: "Unigram", piece: s.into() })?);
                 }
+            }
+            if let Some(sp) = spans.as_deref_mut() {
+                sp.resize(sp.len() + out.len() - start, (s0, e));
             }
         }
         Ok(())
@@ -1009,7 +1136,7 @@ impl General {
         match &self.model {
             Model::Bpe(m) => m.encode(piece, out),
             Model::WordPiece(m) => {
-                m.encode_word(piece, out);
+                m.encode_word(piece, out, None);
                 Ok(())
             }
             Model::WordLevel { vocab, unk_token } => {
@@ -1020,8 +1147,47 @@ impl General {
                 out.push(*id);
                 Ok(())
             }
-            Model::Unigram(m) => m.encode(piece, out),
+            Model::Unigram(m) => m.encode(piece, out, None),
         }
+    }
+
+    /// The model's ids for one piece, with each token's byte range in the piece.
+    pub(crate) fn encode_piece_spans(
+        &self,
+        piece: &str,
+        out: &mut Vec<Rank>,
+        spans: &mut Vec<(usize, usize)>,
+    ) -> Result<()> {
+        match &self.model {
+            Model::Bpe(m) => m.encode_spans(piece, out, spans),
+            Model::WordPiece(m) => {
+                m.encode_word(piece, out, Some(spans));
+                Ok(())
+            }
+            Model::Unigram(m) => m.encode(piece, out, Some(spans)),
+            Model::WordLevel { .. } => {
+                let start = out.len();
+                self.encode_piece(piece, out)?;
+                spans.resize(spans.len() + out.len() - start, (0, piece.len()));
+                Ok(())
+            }
+        }
+    }
+
+    /// [`Self::pieces`] with alignments: the pieces of `text` as `tokenizers`' pre-tokenizers
+    /// cut and transform them (empty pieces dropped after each step, as there).
+    pub(crate) fn pieces_aligned(&self, text: Aligned) -> Result<Vec<Aligned>> {
+        let mut pieces = vec![text];
+        let mut ranges = Vec::new();
+        for step in &self.steps {
+            let mut out = Vec::with_capacity(pieces.len() + 4);
+            for p in pieces {
+                step.apply_aligned(p, &mut ranges, &mut out)?;
+            }
+            out.retain(|p| !p.text.is_empty());
+            pieces = out;
+        }
+        Ok(pieces)
     }
 
     /// The decoder chain over token strings, joined (no decoder: joined with spaces).
@@ -1077,7 +1243,7 @@ mod tests {
                 let ids: Vec<Rank> = (0..len).map(|_| next(16) as Rank).collect();
                 let (mut a, mut b) = (ids.clone(), ids);
                 scan_merge(&merges, &mut a);
-                heap_merge(&merges, &mut b);
+                heap_merge(&merges, &mut b, None);
                 assert_eq!(a, b);
             }
         }
@@ -1090,10 +1256,10 @@ mod tests {
         merges.insert((2, 3), (0, 11));
         merges.insert((1, 11), (2, 12));
         let mut ids = vec![1, 2, 3];
-        heap_merge(&merges, &mut ids);
+        heap_merge(&merges, &mut ids, None);
         assert_eq!(ids, [12]);
         let mut ids = vec![1, 2, 1, 2];
-        heap_merge(&merges, &mut ids);
+        heap_merge(&merges, &mut ids, None);
         assert_eq!(ids, [10, 10]);
     }
 }

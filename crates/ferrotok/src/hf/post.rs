@@ -113,6 +113,8 @@ pub(crate) struct Seq {
     pub(crate) ids: Vec<Rank>,
     pub(crate) words: Vec<u32>,
     pub(crate) next_word: u32,
+    /// Each id's offsets, when asked for (else empty).
+    pub(crate) offsets: Vec<(usize, usize)>,
 }
 
 impl Seq {
@@ -130,6 +132,7 @@ impl Seq {
     fn clear(&mut self) {
         self.ids.clear();
         self.words.clear();
+        self.offsets.clear();
     }
 
     /// Keeps `keep` ids: the first ones, or with `left` the last ones.
@@ -139,9 +142,11 @@ impl Seq {
                 let drop = self.ids.len() - keep;
                 self.ids.drain(..drop);
                 self.words.drain(..drop);
+                self.offsets.drain(..drop.min(self.offsets.len()));
             } else {
                 self.ids.truncate(keep);
                 self.words.truncate(keep);
+                self.offsets.truncate(keep);
             }
         }
     }
@@ -157,6 +162,9 @@ pub struct HfEncoding {
     pub n_sequences: usize,
     /// The word index of each token of the sequence parts, in order.
     seq_words: Vec<u32>,
+    /// Each token's (start, end) in characters of its input sequence, when asked for
+    /// (`HfTokenizer::encode_full_with`); else empty.
+    pub offsets: Vec<(usize, usize)>,
 }
 
 impl HfEncoding {
@@ -216,12 +224,19 @@ impl HfEncoding {
             return;
         }
         let part = (Part::Padding { type_id: p.pad_type_id }, n);
+        let with_offsets = self.offsets.len() == self.ids.len();
         if p.left {
             self.ids.splice(0..0, std::iter::repeat_n(p.pad_id, n));
             self.parts.insert(0, part);
+            if with_offsets {
+                self.offsets.splice(0..0, std::iter::repeat_n((0, 0), n));
+            }
         } else {
             self.ids.resize(self.ids.len() + n, p.pad_id);
             self.parts.push(part);
+            if with_offsets {
+                self.offsets.resize(self.ids.len(), (0, 0));
+            }
         }
     }
 }
@@ -282,16 +297,24 @@ pub(crate) fn truncate(a: &mut Seq, b: Option<&mut Seq>, max_length: usize, t: &
     Ok(())
 }
 
-/// Applies `template` to the sequences.
-pub(crate) fn assemble(template: &[TemplatePiece], seqs: [&Seq; 2], n_sequences: usize) -> HfEncoding {
+/// Applies `template` to the sequences (with `offsets`, theirs too; special tokens get (0, 0)).
+pub(crate) fn assemble(template: &[TemplatePiece], seqs: [&Seq; 2], n_sequences: usize, offsets: bool) -> HfEncoding {
     let mut enc = HfEncoding { n_sequences, ..HfEncoding::default() };
     enc.ids.reserve(seqs[0].len() + seqs[1].len() + 4);
     for piece in template {
         let (part, ids) = match piece {
-            TemplatePiece::Special(ids, type_id) => (Part::Special { type_id: *type_id }, &ids[..]),
+            TemplatePiece::Special(ids, type_id) => {
+                if offsets {
+                    enc.offsets.resize(enc.offsets.len() + ids.len(), (0, 0));
+                }
+                (Part::Special { type_id: *type_id }, &ids[..])
+            }
             &TemplatePiece::Sequence(index, type_id) => {
                 let seq = seqs[index as usize];
                 enc.seq_words.extend_from_slice(&seq.words);
+                if offsets {
+                    enc.offsets.extend_from_slice(&seq.offsets);
+                }
                 (Part::Sequence { index, type_id }, &seq.ids[..])
             }
         };
@@ -301,6 +324,22 @@ pub(crate) fn assemble(template: &[TemplatePiece], seqs: [&Seq; 2], n_sequences:
         }
     }
     enc
+}
+
+/// The offset trimming of a post-processor (ByteLevel and RobertaProcessing with
+/// `trim_offsets`, which both default to true): each one's `add_prefix_space`, in order.
+pub(crate) fn parse_trims(p: Option<&Value>, out: &mut Vec<bool>) {
+    let Some(p) = p else { return };
+    let flag = |key: &str| p.get(key).and_then(Value::as_bool).unwrap_or(true);
+    match p.get("type").and_then(Value::as_str) {
+        Some("ByteLevel" | "RobertaProcessing") if flag("trim_offsets") => out.push(flag("add_prefix_space")),
+        Some("Sequence") => {
+            for s in p.get("processors").and_then(Value::as_array).into_iter().flatten() {
+                parse_trims(Some(s), out);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// The post-processor's templates.
