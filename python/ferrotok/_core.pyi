@@ -258,19 +258,25 @@ class Tokenizer:
         """The `tokenizer.json` this tokenizer was loaded from (`UnsupportedError` for a
         SentencePiece model)."""
     def encode(
-        self, sequence: str, pair: str | None = None, is_pretokenized: bool = False, add_special_tokens: bool = True
+        self,
+        sequence: str | Sequence[str],
+        pair: str | Sequence[str] | None = None,
+        is_pretokenized: bool = False,
+        add_special_tokens: bool = True,
     ) -> TokenizerEncoding:
         """Encodes one text, or a pair; `add_special_tokens` applies the post-processor's template.
-        `is_pretokenized=True` (lists of words) raises `UnsupportedError`."""
+        With `is_pretokenized=True` each sequence is a list of words, each encoded on its own as
+        one word (offsets are then within each word, as in `tokenizers`)."""
     def encode_batch(
         self,
-        inputs: Sequence[str | tuple[str, str] | list[str]],
+        inputs: Sequence[str | tuple[str, str] | list[str] | Sequence[str] | tuple[Sequence[str], Sequence[str]]],
         is_pretokenized: bool = False,
         add_special_tokens: bool = True,
         *,
         num_threads: int | None = None,
     ) -> list[TokenizerEncoding]:
-        """Encodes many texts (or `(text, pair)` pairs) in parallel (the GIL released)."""
+        """Encodes many texts (or `(text, pair)` pairs; with `is_pretokenized`, lists of words or
+        pairs of them) in parallel (the GIL released)."""
     def count(self, sequence: str, /, *, add_special_tokens: bool = True) -> int:
         """The number of tokens of `sequence`, without truncation or padding."""
     def decode(self, ids: Sequence[int], /, *, skip_special_tokens: bool = True) -> str:

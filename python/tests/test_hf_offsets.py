@@ -143,3 +143,27 @@ def test_offsets_of_a_sentencepiece_model_are_refused_not_guessed() -> None:
     assert enc.ids
     with pytest.raises(ferrotok.UnsupportedError, match="offsets"):
         enc.offsets
+
+
+@pytest.mark.parametrize(
+    "name", ["bpe-bytelevel-prefix-space", "wordpiece-general", "llama2-metaspace-first", "unigram-trained"]
+)
+def test_pretokenized_input_matches_tokenizers(name: str) -> None:
+    # Each word is a whole input of its own: the pre-tokenizer and Metaspace's "first" scheme
+    # see it so, word ids number the words, and offsets are within each word.
+    ref = Tokenizer.from_str(member(name)[0].to_str())
+    mine = ferrotok.Tokenizer.from_str(ref.to_str())
+    lists = [t.split() for t in texts()[:20]] + [[], ["  spaced  ", "", "x"], ["<s>", "a<s>b"], ["ﬁ", "é  "]]
+    fields = ("ids", "offsets", "word_ids", "type_ids", "sequence_ids", "special_tokens_mask")
+    for special in (True, False):
+        for words in lists:
+            want = ref.encode(words, is_pretokenized=True, add_special_tokens=special)
+            got = mine.encode(words, is_pretokenized=True, add_special_tokens=special)
+            for f in fields:
+                assert getattr(got, f) == getattr(want, f), (f, words[:5])
+        pairs = list(zip(lists[::2], lists[1::2]))
+        want_b = ref.encode_batch(pairs + lists, is_pretokenized=True, add_special_tokens=special)
+        got_b = mine.encode_batch(pairs + lists, is_pretokenized=True, add_special_tokens=special)
+        for w, g in zip(want_b, got_b):
+            for f in fields:
+                assert getattr(g, f) == getattr(w, f), f

@@ -460,7 +460,7 @@ def test_encode_takes_tokenizers_arguments() -> None:
     assert [e.ids for e in mine.encode_batch([("a", "b"), ["c", "d"], "e"], False, False)] == [
         e.ids for e in ref.encode_batch([("a", "b"), ["c", "d"], "e"], False, False)
     ]
-    with pytest.raises(ferrotok.UnsupportedError, match="is_pretokenized"):
+    with pytest.raises(TypeError, match="list of words"):
         mine.encode("a", is_pretokenized=True)
     with pytest.raises(TypeError, match=r"inputs\[0\]: a pair has two texts, not 3"):
         mine.encode_batch([("a", "b", "c")])

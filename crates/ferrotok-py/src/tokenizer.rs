@@ -31,10 +31,70 @@ pub struct PyTokenizerEncoding {
 
 /// An encoding's input and options (the texts are held, not copied).
 struct Inputs {
-    text: Text,
-    pair: Option<Text>,
+    text: Input,
+    pair: Option<Input>,
     add_special_tokens: bool,
     settings: LengthSettings,
+}
+
+/// One input sequence: a text, or with `is_pretokenized=True` a list of words.
+enum Input {
+    Text(Text),
+    Words(Vec<Text>),
+}
+
+impl Input {
+    fn extract(obj: &Bound<'_, PyAny>, pretokenized: bool, what: &str) -> PyResult<Self> {
+        if !pretokenized {
+            return Text::extract(obj, what).map(Self::Text);
+        }
+        if obj.is_instance_of::<pyo3::types::PyString>() {
+            return Err(PyTypeError::new_err(format!(
+                "{what}: with is_pretokenized=True a sequence is a list of words (str), not a str"
+            )));
+        }
+        let items = obj
+            .try_iter()
+            .map_err(|_| PyTypeError::new_err(format!("{what}: with is_pretokenized=True, a list of words (str)")))?;
+        let mut words = Vec::new();
+        for (i, w) in items.enumerate() {
+            words.push(Text::extract(&w?, &format!("{what}[{i}]"))?);
+        }
+        Ok(Self::Words(words))
+    }
+
+    fn size(&self) -> usize {
+        match self {
+            Self::Text(t) => t.as_str().len(),
+            Self::Words(w) => w.iter().map(|t| t.as_str().len()).sum(),
+        }
+    }
+}
+
+/// Encodes a text or pair of texts, or of word lists (`offsets`: on the offsets path).
+fn encode_inputs(
+    tok: &HfTokenizer,
+    text: &Input,
+    pair: Option<&Input>,
+    flags: (bool, bool),
+    settings: &LengthSettings,
+) -> ferrotok::Result<HfEncoding> {
+    match (text, pair) {
+        (Input::Text(a), None) => tok.encode_full_with(a.as_str(), None, flags, settings),
+        (Input::Text(a), Some(Input::Text(b))) => tok.encode_full_with(a.as_str(), Some(b.as_str()), flags, settings),
+        (Input::Words(a), b) => {
+            fn words(w: &[Text]) -> Vec<&str> {
+                w.iter().map(Text::as_str).collect()
+            }
+            let b = match b {
+                Some(Input::Words(b)) => Some(words(b)),
+                _ => None,
+            };
+            tok.encode_words_with(&words(a), b.as_deref(), flags, settings)
+        }
+        // Both sequences are extracted with the same `is_pretokenized`.
+        (Input::Text(a), Some(Input::Words(_))) => tok.encode_full_with(a.as_str(), None, flags, settings),
+    }
 }
 
 impl PyTokenizerEncoding {
@@ -53,14 +113,9 @@ impl PyTokenizerEncoding {
     fn compute_offsets(&self, py: Python<'_>) -> PyResult<Vec<(usize, usize)>> {
         let Inputs { text, pair, add_special_tokens, settings } = &self.inputs;
         let unpadded = LengthSettings { padding: None, ..*settings };
-        let size = text.as_str().len() + pair.as_ref().map_or(0, |p| p.as_str().len());
+        let size = text.size() + pair.as_ref().map_or(0, Input::size);
         let with = detach(py, size, || {
-            self.tokenizer.encode_full_with(
-                text.as_str(),
-                pair.as_ref().map(Text::as_str),
-                (*add_special_tokens, true),
-                &unpadded,
-            )
+            encode_inputs(&self.tokenizer, text, pair.as_ref(), (*add_special_tokens, true), &unpadded)
         })
         .map_err(py_err(py))?;
         let mut ids = Vec::with_capacity(self.enc.ids.len());
@@ -358,7 +413,7 @@ impl PyTokenizer {
     }
 
     /// Encodes one text, or a pair; `add_special_tokens` applies the post-processor's template.
-    /// `is_pretokenized=True` (lists of words) raises `UnsupportedError`.
+    /// With `is_pretokenized=True` each sequence is a list of words, each encoded on its own.
     #[pyo3(signature = (sequence, pair = None, is_pretokenized = false, add_special_tokens = true))]
     fn encode(
         &self,
@@ -368,16 +423,14 @@ impl PyTokenizer {
         is_pretokenized: bool,
         add_special_tokens: bool,
     ) -> PyResult<PyTokenizerEncoding> {
-        refuse_pretokenized(py, is_pretokenized)?;
-        let text = Text::extract(sequence, "sequence")?;
-        let pair = pair.map(|p| Text::extract(p, "pair")).transpose()?;
+        let text = Input::extract(sequence, is_pretokenized, "sequence")?;
+        let pair = pair.map(|p| Input::extract(p, is_pretokenized, "pair")).transpose()?;
         let inner = self.core();
         let Settings { length: settings, pad_token } = self.all_settings();
-        let size = text.as_str().len() + pair.as_ref().map_or(0, |p| p.as_str().len());
-        let enc = detach(py, size, || {
-            inner.encode_full(text.as_str(), pair.as_ref().map(|p| p.as_str()), add_special_tokens, &settings)
-        })
-        .map_err(py_err(py))?;
+        let size = text.size() + pair.as_ref().map_or(0, Input::size);
+        let enc =
+            detach(py, size, || encode_inputs(&inner, &text, pair.as_ref(), (add_special_tokens, false), &settings))
+                .map_err(py_err(py))?;
         let inputs = Inputs { text, pair, add_special_tokens, settings };
         Ok(PyTokenizerEncoding::new(enc, inner, pad_token, self.ints.clone(), inputs))
     }
@@ -392,16 +445,14 @@ impl PyTokenizer {
         add_special_tokens: bool,
         num_threads: Option<usize>,
     ) -> PyResult<Vec<PyTokenizerEncoding>> {
-        refuse_pretokenized(py, is_pretokenized)?;
-        let items = batch_inputs(inputs)?;
+        let items = batch_inputs(inputs, is_pretokenized)?;
         let inner = self.core();
         let threads = parallel::num_threads(num_threads);
-        let total: usize =
-            items.iter().map(|(a, b)| a.as_str().len() + b.as_ref().map_or(0, |b| b.as_str().len())).sum();
+        let total: usize = items.iter().map(|(a, b)| a.size() + b.as_ref().map_or(0, Input::size)).sum();
         let Settings { length: settings, pad_token } = self.all_settings();
         let all = detach(py, total, || {
             parallel::map(&items, threads, |(a, b)| {
-                inner.encode_full(a.as_str(), b.as_ref().map(|b| b.as_str()), add_special_tokens, &settings)
+                encode_inputs(&inner, a, b.as_ref(), (add_special_tokens, false), &settings)
             })
         });
         let mut all: Vec<HfEncoding> = all.into_iter().collect::<Result<_, _>>().map_err(py_err(py))?;
@@ -735,37 +786,37 @@ fn direction_is_left(direction: &str, what: &str) -> PyResult<bool> {
     }
 }
 
-/// `encode_batch`'s inputs: texts, or (text, pair) tuples or lists.
-fn batch_inputs(inputs: &Bound<'_, PyAny>) -> PyResult<Vec<(Text, Option<Text>)>> {
-    if inputs.is_instance_of::<pyo3::types::PyString>() {
+/// `encode_batch`'s inputs: texts or (text, pair) tuples or lists; with `pretokenized`,
+/// lists of words or pairs of them.
+fn batch_inputs(inputs: &Bound<'_, PyAny>, pretokenized: bool) -> PyResult<Vec<(Input, Option<Input>)>> {
+    use pyo3::types::PyString;
+    if inputs.is_instance_of::<PyString>() {
         return Err(PyTypeError::new_err("inputs must be a list of str or of (str, str) pairs, not a single str"));
     }
     let mut out = Vec::new();
     for (i, item) in inputs.try_iter()?.enumerate() {
         let item = item?;
-        if item.is_instance_of::<pyo3::types::PyString>() {
-            out.push((Text::extract(&item, &format!("inputs[{i}]"))?, None));
+        if item.is_instance_of::<PyString>() {
+            out.push((Input::extract(&item, pretokenized, &format!("inputs[{i}]"))?, None));
             continue;
         }
         let parts: Vec<Bound<'_, PyAny>> = item
             .try_iter()
             .and_then(|it| it.collect())
             .map_err(|_| PyTypeError::new_err(format!("inputs[{i}] must be str or a (str, str) pair")))?;
+        // Pre-tokenized: a list of words is one sequence; two lists of words are a pair.
+        let is_pair = !pretokenized || (parts.len() == 2 && parts.iter().all(|p| !p.is_instance_of::<PyString>()));
+        if pretokenized && !is_pair {
+            out.push((Input::extract(&item, true, &format!("inputs[{i}]"))?, None));
+            continue;
+        }
         let [a, b] = &parts[..] else {
             return Err(PyTypeError::new_err(format!("inputs[{i}]: a pair has two texts, not {}", parts.len())));
         };
-        out.push((Text::extract(a, &format!("inputs[{i}][0]"))?, Some(Text::extract(b, &format!("inputs[{i}][1]"))?)));
-    }
-    Ok(out)
-}
-
-/// Pre-tokenized input (lists of words) is not supported yet.
-fn refuse_pretokenized(py: Python<'_>, is_pretokenized: bool) -> PyResult<()> {
-    if is_pretokenized {
-        return Err(new_err(
-            crate::errors::unsupported_error(py),
-            "is_pretokenized=True (lists of words) is not supported yet".into(),
+        out.push((
+            Input::extract(a, pretokenized, &format!("inputs[{i}][0]"))?,
+            Some(Input::extract(b, pretokenized, &format!("inputs[{i}][1]"))?),
         ));
     }
-    Ok(())
+    Ok(out)
 }

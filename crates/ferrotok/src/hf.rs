@@ -500,6 +500,33 @@ impl HfTokenizer {
         self.finish(a, b, add_special_tokens, settings, offsets)
     }
 
+    /// [`Self::encode_full_with`] for pre-tokenized input (`is_pretokenized=True`): each
+    /// sequence a list of words, each word encoded on its own as a whole input (added tokens,
+    /// normalizers, pre-tokenizer and model) and counted as one word; offsets are within
+    /// each word, as in `tokenizers`.
+    pub fn encode_words_with<S: AsRef<str>>(
+        &self,
+        words: &[S],
+        pair: Option<&[S]>,
+        (add_special_tokens, offsets): (bool, bool),
+        settings: &LengthSettings,
+    ) -> Result<HfEncoding> {
+        let body = |list: &[S]| -> Result<Seq> {
+            let mut seq = Seq::default();
+            for (i, w) in list.iter().enumerate() {
+                let one = if offsets { self.encode_body_offsets(w.as_ref())? } else { self.encode_body(w.as_ref())? };
+                seq.words.resize(seq.words.len() + one.ids.len(), i as u32);
+                seq.ids.extend_from_slice(&one.ids);
+                seq.offsets.extend_from_slice(&one.offsets);
+            }
+            seq.next_word = list.len() as u32;
+            Ok(seq)
+        };
+        let a = body(words)?;
+        let b = pair.map(body).transpose()?;
+        self.finish(a, b, add_special_tokens, settings, offsets)
+    }
+
     /// Truncation, the post-processor and padding.
     fn finish(
         &self,
