@@ -212,6 +212,15 @@ def unigram_trained() -> Tokenizer:
     )
 
 
+def bpe_whitespace() -> Tokenizer:
+    # The layout of `tokenizers`' quick tour: BPE with the Whitespace pre-tokenizer.
+    tok = Tokenizer(models.BPE(unk_token="[UNK]"))
+    tok.normalizer = normalizers.Sequence([normalizers.NFKD(), normalizers.Lowercase()])
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.decoder = decoders.BPEDecoder()
+    return train(tok, trainers.BpeTrainer(vocab_size=1200, special_tokens=["[UNK]"], limit_alphabet=300))
+
+
 def unigram_byte_fallback() -> Tokenizer:
     byte_tokens = [f"<0x{b:02X}>" for b in range(256)]
     tok = Tokenizer(models.Unigram())
@@ -242,6 +251,7 @@ ZOO: dict[str, Callable[[], Tokenizer]] = {
     "wordlevel-inverted-fixed-length": wordlevel_inverted_split,
     "unigram-trained": unigram_trained,
     "unigram-byte-fallback": unigram_byte_fallback,
+    "bpe-whitespace": bpe_whitespace,
 }
 
 
@@ -331,9 +341,6 @@ def test_whole_shared_corpus(request: pytest.FixtureRequest) -> None:
 
 def test_loader_refuses_what_it_cannot_do_exactly(tmp_path: Path) -> None:
     tok = Tokenizer(models.WordLevel({"a": 0, "<unk>": 1}, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    with pytest.raises(ferrotok.UnsupportedError, match="Whitespace pre-tokenizer"):
-        ferrotok.Tokenizer.from_str(tok.to_str())
     tok.pre_tokenizer = pre_tokenizers.UnicodeScripts()
     with pytest.raises(ferrotok.UnsupportedError, match="UnicodeScripts"):
         ferrotok.Tokenizer.from_str(tok.to_str())
@@ -341,6 +348,23 @@ def test_loader_refuses_what_it_cannot_do_exactly(tmp_path: Path) -> None:
     tok.model = models.BPE({"a": 0}, [], dropout=0.5)
     with pytest.raises(ferrotok.UnsupportedError, match="dropout"):
         ferrotok.Tokenizer.from_str(tok.to_str())
+
+
+def test_whitespace_pre_tokenizer_classes_every_code_point_as_tokenizers_does() -> None:
+    # `\w` and `\s` come from Unicode tables that change between versions; every code point is
+    # put between letters, spaces and punctuation, and the pieces compared (through the
+    # offsets of a model that makes each piece one unknown token).
+    tok = Tokenizer(models.WordLevel({"[UNK]": 0}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    mine = ferrotok.Tokenizer.from_str(tok.to_str())
+    points = [chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
+    for start in range(0, len(points), 20000):
+        text = "".join(f"a{c}b {c}! " for c in points[start : start + 20000])
+        want = tok.encode(text).offsets
+        got = mine.encode(text).offsets
+        if got != want:
+            k = next(k for k, (a, b) in enumerate(zip(got, want)) if a != b)
+            raise AssertionError(f"pieces differ near {text[want[k][0] : want[k][1] + 4]!r}")
 
 
 def test_a_model_without_an_unknown_token_raises_on_what_it_cannot_cover() -> None:

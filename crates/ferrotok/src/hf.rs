@@ -8,7 +8,7 @@
 //!   `ByteLevel` decoder;
 //! - BERT's WordPiece: `BertPreTokenizer` or `WhitespaceSplit`, the WordPiece model and decoder;
 //! - the general pipeline ([`general`]) for every other file: every pre-tokenizer but
-//!   `Whitespace` and `UnicodeScripts`, the BPE (character-level: prefix, suffix, byte
+//!   `UnicodeScripts`, the BPE (character-level: prefix, suffix, byte
 //!   fallback, unknown tokens), WordPiece, WordLevel and Unigram models, and every decoder.
 //!
 //! The fast paths are checked against the general pipeline by the tests. Shared by all:
@@ -336,9 +336,6 @@ impl HfTokenizer {
             None => return Err(cx.unsupported("a WordPiece model without a pre-tokenizer")),
             Some(p) => match cx.type_of(p, "$.pre_tokenizer")? {
                 "BertPreTokenizer" => WordSplit::Bert,
-                // `\w` differs between Unicode versions on code points assigned since (adversarial
-                // text shows it), and we cannot match `tokenizers`' regex engine's tables yet.
-                "Whitespace" => return Err(cx.unsupported("the Whitespace pre-tokenizer (\\w+|[^\\w\\s]+)")),
                 "WhitespaceSplit" => WordSplit::WhitespaceSplit,
                 other => return Err(cx.unsupported(format!("the pre-tokenizer {other} with WordPiece"))),
             },

@@ -257,9 +257,13 @@ fn parse_steps(cx: &Ctx<'_>, p: &Value, path: &str, out: &mut Vec<Step>) -> Resu
             }
             out.push(Step::FixedLength(n));
         }
-        // `\w` differs between Unicode versions on code points assigned since, and we cannot
-        // match `tokenizers`' regex engine's tables yet.
-        "Whitespace" => return Err(cx.unsupported("the Whitespace pre-tokenizer (\\w+|[^\\w\\s]+)")),
+        // `tokenizers` keeps the matches of `\w+|[^\w\s]+` (the `regex` crate's classes, as
+        // ours; checked on every code point by the tests).
+        "Whitespace" => out.push(Step::Split {
+            pattern: Pattern::Regex(PreTokenizer::new(r"\w+|[^\w\s]+")?),
+            behavior: Behavior::Removed,
+            invert: true,
+        }),
         other => return Err(cx.unsupported(format!("the pre-tokenizer {other}"))),
     }
     Ok(())
