@@ -175,6 +175,11 @@ class TokenizerEncoding:
         on first use (a second, slower pass over the input). Raises `UnsupportedError` for a
         tokenizer loaded from a SentencePiece `.model`."""
     @property
+    def overflowing(self) -> list[TokenizerEncoding]:
+        """What truncation cut off, as encodings of their own (windows of the truncated length
+        that overlap by the truncation's stride, each with the post-processor's tokens and the
+        padding), nested for pairs as `tokenizers` nests them. Computed on first use."""
+    @property
     def attention_mask(self) -> list[int]:
         """1 for every token, 0 for padding."""
     @property
@@ -250,7 +255,7 @@ class Tokenizer:
     def _from_state(
         data: bytes,
         sentencepiece: tuple[bool, bool] | None,
-        truncate: tuple[int, int, bool] | None,
+        truncate: tuple[int, int, bool, int] | None,
         padding: tuple[int | None, int | None, int, int, bool, str | None] | None,
     ) -> Tokenizer:
         """Rebuilds a pickled tokenizer."""
@@ -300,7 +305,9 @@ class Tokenizer:
     ) -> None:
         """Truncates every encoding to at most `max_length` ids (special tokens included), with
         `tokenizers`' strategies (`longest_first`, `only_first`, `only_second`), keeping the start
-        (`direction="right"`) or the end (`"left"`). A stride raises `UnsupportedError`."""
+        (`direction="right"`) or the end (`"left"`). What is cut goes to `overflowing`, in windows
+        that overlap by `stride` ids (`ValueError` unless `stride` is less than `max_length` less
+        the special tokens)."""
     def no_truncation(self) -> None:
         """Turns truncation off."""
     def enable_padding(

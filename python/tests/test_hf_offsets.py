@@ -4,6 +4,8 @@ pairs, truncation and padding."""
 
 from __future__ import annotations
 
+import pickle
+
 import pytest
 from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, processors
 
@@ -167,3 +169,74 @@ def test_pretokenized_input_matches_tokenizers(name: str) -> None:
         for w, g in zip(want_b, got_b):
             for f in fields:
                 assert getattr(g, f) == getattr(w, f), f
+
+
+FIELDS = ("ids", "tokens", "offsets", "type_ids", "sequence_ids", "word_ids", "special_tokens_mask", "attention_mask")
+
+
+def assert_same_tree(got: object, want: object, where: str, depth: int = 0) -> None:
+    for f in FIELDS:
+        assert getattr(got, f) == getattr(want, f), (where, depth, f)
+    g_over, w_over = got.overflowing, want.overflowing  # type: ignore[attr-defined]
+    assert len(g_over) == len(w_over), (where, depth, "overflowing")
+    for g, w in zip(g_over, w_over):
+        assert_same_tree(g, w, where, depth + 1)
+
+
+@pytest.mark.parametrize("name", ["wordpiece-general", "bpe-bytelevel-prefix-space", "llama2-metaspace-first"])
+def test_overflowing_windows_match_tokenizers(name: str) -> None:
+    # Windows with a stride, for single texts and pairs (whose overflowing `tokenizers` nests),
+    # every strategy and direction, with padding to a fixed length and to the batch's longest.
+    ref = Tokenizer.from_str(member(name)[0].to_str())
+    mine = ferrotok.Tokenizer.from_str(ref.to_str())
+    docs = [t[:150] for t in texts()[:12]] + ["x", ""]
+    pairs = list(zip(docs[::2], docs[1::2]))
+    settings = [
+        ({"max_length": 20, "stride": 0, "strategy": "longest_first", "direction": "right"}, None),
+        ({"max_length": 16, "stride": 5, "strategy": "longest_first", "direction": "left"}, {"direction": "left"}),
+        ({"max_length": 24, "stride": 7, "strategy": "only_second", "direction": "right"}, {"length": 30}),
+        ({"max_length": 18, "stride": 3, "strategy": "only_first", "direction": "left"}, {"pad_to_multiple_of": 8}),
+    ]
+    for trunc, pad in settings:
+        for t in (ref, mine):
+            t.enable_truncation(**trunc)
+            if pad is None:
+                t.no_padding()
+            else:
+                t.enable_padding(**pad)
+        assert mine.truncation == ref.truncation
+        for special in (True, False):
+            for inputs in (pairs, docs):
+                try:
+                    want = ref.encode_batch(inputs, add_special_tokens=special)
+                except Exception:
+                    continue  # only_second without a pair, or a pair too short: compared elsewhere
+                got = mine.encode_batch(inputs, add_special_tokens=special)
+                for item, w, g in zip(inputs, want, got):
+                    assert_same_tree(g, w, f"{trunc} {pad} {special} {item!r:.60}")
+
+
+def test_a_stride_too_long_for_the_kept_length_is_refused_as_in_tokenizers() -> None:
+    ref = Tokenizer.from_str(member("wordpiece-general")[0].to_str())
+    mine = ferrotok.Tokenizer.from_str(ref.to_str())
+    with pytest.raises(ValueError):
+        ref.enable_truncation(5, stride=4)
+    with pytest.raises(ValueError, match="stride=4 must be less than the effective max length 3"):
+        mine.enable_truncation(5, stride=4)
+    # A stride equal to the kept length: `tokenizers` accepts it, then panics in `encode`; we
+    # refuse it here.
+    with pytest.raises(ValueError, match="stride=3 must be less than the effective max length 3"):
+        mine.enable_truncation(5, stride=3)
+    # A pair keeps fewer ids per sequence: a stride that fits one text may not fit a pair.
+    mine.enable_truncation(8, stride=4)
+    with pytest.raises(ferrotok.EncodeError, match="stride"):
+        mine.encode("a b c d e f g h i j", "k l m n o p q r s t")
+    mine.enable_truncation(5, stride=2)
+    assert mine.truncation == {"max_length": 5, "stride": 2, "strategy": "longest_first", "direction": "right"}
+    assert pickle.loads(pickle.dumps(mine)).truncation == mine.truncation
+    # A file's own truncation stride is taken too.
+    ref.enable_truncation(6, stride=2, direction="left")
+    from_file = ferrotok.Tokenizer.from_str(ref.to_str())
+    assert from_file.truncation == ref.truncation
+    text = " ".join(texts()[:3])[:400]
+    assert_same_tree(from_file.encode(text), ref.encode(text), "file stride")

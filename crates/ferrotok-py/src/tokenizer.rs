@@ -24,9 +24,11 @@ pub struct PyTokenizerEncoding {
     /// What `tokens` shows for padding (as `tokenizers`, the padding's token text).
     pad_token: Option<Arc<str>>,
     ints: Arc<IntCache>,
-    /// What was encoded, for the offsets (computed on first use, on a path of their own).
-    inputs: Inputs,
-    offsets: std::sync::OnceLock<Vec<(usize, usize)>>,
+    /// What was encoded (`None` for an overflowing encoding, whose `full` is set).
+    inputs: Option<Inputs>,
+    /// The encoding with offsets and overflowing encodings: computed on first use, on a
+    /// path of its own.
+    full: std::sync::OnceLock<HfEncoding>,
 }
 
 /// An encoding's input and options (the texts are held, not copied).
@@ -105,41 +107,55 @@ impl PyTokenizerEncoding {
         ints: Arc<IntCache>,
         inputs: Inputs,
     ) -> Self {
-        Self { enc, tokenizer, pad_token, ints, inputs, offsets: std::sync::OnceLock::new() }
+        Self { enc, tokenizer, pad_token, ints, inputs: Some(inputs), full: std::sync::OnceLock::new() }
     }
 
-    /// The offsets: the encoding again on the offsets path, checked to give the same ids,
-    /// then padded as this encoding is.
-    fn compute_offsets(&self, py: Python<'_>) -> PyResult<Vec<(usize, usize)>> {
-        let Inputs { text, pair, add_special_tokens, settings } = &self.inputs;
+    /// The full encoding (offsets, overflowing), computed once.
+    fn full(&self, py: Python<'_>) -> PyResult<&HfEncoding> {
+        if let Some(f) = self.full.get() {
+            return Ok(f);
+        }
+        let computed = self.compute_full(py)?;
+        Ok(self.full.get_or_init(|| computed))
+    }
+
+    /// The encoding again on the full path, padded as this one is, and checked to give the
+    /// same ids.
+    fn compute_full(&self, py: Python<'_>) -> PyResult<HfEncoding> {
+        let Some(Inputs { text, pair, add_special_tokens, settings }) = &self.inputs else {
+            return Ok(self.enc.clone());
+        };
         let unpadded = LengthSettings { padding: None, ..*settings };
         let size = text.size() + pair.as_ref().map_or(0, Input::size);
-        let with = detach(py, size, || {
+        let mut full = detach(py, size, || {
             encode_inputs(&self.tokenizer, text, pair.as_ref(), (*add_special_tokens, true), &unpadded)
         })
         .map_err(py_err(py))?;
-        let mut ids = Vec::with_capacity(self.enc.ids.len());
-        let mut at = 0;
-        for &(part, n) in &self.enc.parts {
-            if !matches!(part, Part::Padding { .. }) {
-                ids.extend_from_slice(&self.enc.ids[at..at + n]);
-            }
-            at += n;
+        if let Some(p) = &settings.padding {
+            // The overflowing encodings are padded to the length of this one, as in `tokenizers`.
+            full.pad_to(self.enc.ids.len(), p);
         }
-        if with.ids != ids || with.offsets.len() != ids.len() {
+        if full.ids != self.enc.ids || full.offsets.len() != full.ids.len() {
             return Err(new_err(
                 crate::errors::encode_error(py),
                 "internal error: the offsets path disagrees with the encoding's ids; please report this input".into(),
             ));
         }
-        let mut offsets = with.offsets;
-        let n = self.enc.ids.len() - offsets.len();
-        if matches!(self.enc.parts.first(), Some((Part::Padding { .. }, _))) {
-            offsets.splice(0..0, std::iter::repeat_n((0, 0), n));
-        } else {
-            offsets.resize(self.enc.ids.len(), (0, 0));
+        Ok(full)
+    }
+
+    /// An encoding of the overflowing part, with everything known.
+    fn overflow_child(&self, enc: &HfEncoding) -> Self {
+        let full = std::sync::OnceLock::new();
+        let _ = full.set(enc.clone());
+        Self {
+            enc: enc.clone(),
+            tokenizer: self.tokenizer.clone(),
+            pad_token: self.pad_token.clone(),
+            ints: self.ints.clone(),
+            inputs: None,
+            full,
         }
-        Ok(offsets)
     }
 }
 
@@ -173,11 +189,15 @@ impl PyTokenizerEncoding {
     /// Computed on first use (a second, slower pass over the input).
     #[getter]
     fn offsets(&self, py: Python<'_>) -> PyResult<Vec<(usize, usize)>> {
-        if let Some(o) = self.offsets.get() {
-            return Ok(o.clone());
-        }
-        let computed = self.compute_offsets(py)?;
-        Ok(self.offsets.get_or_init(|| computed).clone())
+        Ok(self.full(py)?.offsets.clone())
+    }
+
+    /// What truncation cut off, as encodings of their own (windows of the truncated length
+    /// that overlap by the truncation's stride, each with the post-processor's tokens and the
+    /// padding), nested for pairs as `tokenizers` nests them. Computed on first use.
+    #[getter]
+    fn overflowing(&self, py: Python<'_>) -> PyResult<Vec<Self>> {
+        Ok(self.full(py)?.overflowing.iter().map(|e| self.overflow_child(e)).collect())
     }
 
     /// 1 for every token, 0 for padding.
@@ -531,21 +551,20 @@ impl PyTokenizer {
 
     /// Truncates every encoding to at most `max_length` ids (special tokens included), with
     /// `tokenizers`' strategies (`longest_first`, `only_first`, `only_second`), keeping the start
-    /// (`direction="right"`) or the end (`"left"`). A stride raises `UnsupportedError`.
+    /// (`direction="right"`) or the end (`"left"`). What is cut goes to `overflowing`, in
+    /// windows that overlap by `stride` ids.
     #[pyo3(signature = (max_length, stride = 0, strategy = "longest_first", direction = "right"))]
-    fn enable_truncation(
-        &self,
-        py: Python<'_>,
-        max_length: usize,
-        stride: usize,
-        strategy: &str,
-        direction: &str,
-    ) -> PyResult<()> {
-        if stride != 0 {
-            return Err(new_err(
-                crate::errors::unsupported_error(py),
-                format!("enable_truncation: stride={stride} (overflowing encodings) is not supported yet"),
-            ));
+    fn enable_truncation(&self, max_length: usize, stride: usize, strategy: &str, direction: &str) -> PyResult<()> {
+        let added = self.core().added_tokens(false);
+        let kept = max_length.saturating_sub(added);
+        // `tokenizers` refuses a stride above the kept length here, and one equal to it (but for
+        // 0) in `encode`, with a panic; both are refused here.
+        if stride > kept || (stride == kept && kept > 0) {
+            return Err(PyValueError::new_err(format!(
+                "enable_truncation: stride={stride} must be less than the effective max length {} \
+                 (max_length {max_length} less {added} special tokens)",
+                kept
+            )));
         }
         let strategy = match strategy {
             "longest_first" => Strategy::LongestFirst,
@@ -558,7 +577,7 @@ impl PyTokenizer {
             }
         };
         let left = direction_is_left(direction, "enable_truncation")?;
-        self.update(|l| l.truncate = Some(Truncation { max_length, strategy, left }));
+        self.update(|l| l.truncate = Some(Truncation { max_length, stride, strategy, left }));
         Ok(())
     }
 
@@ -599,7 +618,7 @@ impl PyTokenizer {
         let Some(t) = self.settings().truncate else { return Ok(None) };
         let d = PyDict::new(py);
         d.set_item("max_length", t.max_length)?;
-        d.set_item("stride", 0)?;
+        d.set_item("stride", t.stride)?;
         let strategy = match t.strategy {
             Strategy::LongestFirst => "longest_first",
             Strategy::OnlyFirst => "only_first",
@@ -631,7 +650,7 @@ impl PyTokenizer {
         let py = slf.py();
         let this = slf.get();
         let Settings { length: l, pad_token } = this.all_settings();
-        let truncate = l.truncate.map(|t| (t.max_length, t.strategy as u8, t.left));
+        let truncate = l.truncate.map(|t| (t.max_length, t.strategy as u8, t.left, t.stride));
         let pad_token = pad_token.as_deref().map(str::to_owned);
         let padding = l.padding.map(|p| (p.length, p.multiple_of, p.pad_id, p.pad_type_id, p.left, pad_token));
         let (data, sp) = match &this.source() {
@@ -649,15 +668,16 @@ impl PyTokenizer {
         py: Python<'_>,
         data: Vec<u8>,
         sentencepiece: Option<(bool, bool)>,
-        truncate: Option<(usize, u8, bool)>,
+        truncate: Option<(usize, u8, bool, usize)>,
         padding: Option<(Option<usize>, Option<usize>, Rank, u32, bool, Option<String>)>,
     ) -> PyResult<Self> {
         let this = match sentencepiece {
             Some((add_bos, add_eos)) => Self::build_sentencepiece(py, data, "<sentencepiece model>", add_bos, add_eos)?,
             None => Self::from_buffer(py, data)?,
         };
-        let truncate = truncate.map(|(max_length, strategy, left)| Truncation {
+        let truncate = truncate.map(|(max_length, strategy, left, stride)| Truncation {
             max_length,
+            stride,
             strategy: match strategy {
                 1 => Strategy::OnlyFirst,
                 2 => Strategy::OnlySecond,

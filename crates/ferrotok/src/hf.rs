@@ -463,6 +463,11 @@ impl HfTokenizer {
         self.length
     }
 
+    /// How many special tokens the post-processor adds to one sequence or a pair.
+    pub fn added_tokens(&self, pair: bool) -> usize {
+        Templates::added(self.template.pick(pair, true))
+    }
+
     /// The text of the file's padding token (what `tokens` shows for padding).
     pub fn pad_token(&self) -> Option<&str> {
         self.pad_token.as_deref()
@@ -534,17 +539,20 @@ impl HfTokenizer {
         offsets: bool,
     ) -> Result<HfEncoding> {
         let template = self.template.pick(b.is_some(), add_special_tokens);
+        let mut over = post::Overflow::default();
         if let Some(t) = &settings.truncate {
             let added = Templates::added(template);
             // The special tokens count against the limit; when they alone exceed it,
-            // `tokenizers` does not truncate at all.
+            // `tokenizers` does not truncate at all. The full path (`offsets`) keeps what is
+            // cut as overflowing windows.
             if let Some(max) = t.max_length.checked_sub(added) {
-                post::truncate(&mut a, b.as_mut(), max, t)?;
+                over = post::truncate(&mut a, b.as_mut(), max, t, offsets)?;
             }
         }
         if offsets {
             // The post-processor trims each sequence's offsets before adding its tokens.
-            for seq in std::iter::once(&mut a).chain(b.as_mut()) {
+            let windows = over.iter_mut().flatten();
+            for seq in std::iter::once(&mut a).chain(b.as_mut()).chain(windows) {
                 let tokens: Vec<&str> = seq.ids.iter().map(|&id| self.id_to_token(id).unwrap_or_default()).collect();
                 for &add_prefix_space in &self.trims {
                     offsets::trim_offsets(&tokens, &mut seq.offsets, add_prefix_space);
@@ -552,8 +560,9 @@ impl HfTokenizer {
             }
         }
         let none = Seq::default();
-        let mut enc =
-            post::assemble(template, [&a, b.as_ref().unwrap_or(&none)], 1 + usize::from(b.is_some()), offsets);
+        let seqs = [&a, b.as_ref().unwrap_or(&none)];
+        let window_types = self.template.roberta && add_special_tokens;
+        let mut enc = post::assemble(template, seqs, (&over, window_types), 1 + usize::from(b.is_some()), offsets);
         if let Some(p) = &settings.padding {
             enc.pad_to(post::padded_len(enc.ids.len(), p), p);
         }

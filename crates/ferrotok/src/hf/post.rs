@@ -25,13 +25,16 @@ pub(crate) struct Templates {
     /// A pair without special tokens (the second sequence's type id is 1, except after
     /// RobertaProcessing, which sets every type id to 0 even then).
     pub(crate) plain_pair: Vec<TemplatePiece>,
+    /// RobertaProcessing: with special tokens, overflowing windows take the template's type
+    /// ids (0) too; every other post-processor leaves them the sequence's index.
+    pub(crate) roberta: bool,
 }
 
 impl Default for Templates {
     /// No post-processor: the sequences as they are, the second with type id 1.
     fn default() -> Self {
         let pair = vec![TemplatePiece::Sequence(0, 0), TemplatePiece::Sequence(1, 1)];
-        Self { single: vec![TemplatePiece::Sequence(0, 0)], plain_pair: pair.clone(), pair }
+        Self { single: vec![TemplatePiece::Sequence(0, 0)], plain_pair: pair.clone(), pair, roberta: false }
     }
 }
 
@@ -63,10 +66,13 @@ pub enum Strategy {
 }
 
 /// Truncation to at most `max_length` ids (the template's special tokens included), keeping
-/// the start (or with `left`, the end) of each sequence.
+/// the start (or with `left`, the end) of each sequence; what is cut goes to overflowing
+/// windows that overlap by `stride` ids.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Truncation {
     pub max_length: usize,
+    /// How many ids consecutive overflowing windows share.
+    pub stride: usize,
     pub strategy: Strategy,
     pub left: bool,
 }
@@ -129,26 +135,59 @@ impl Seq {
         self.ids.len()
     }
 
-    fn clear(&mut self) {
-        self.ids.clear();
-        self.words.clear();
-        self.offsets.clear();
+    fn slice(&self, start: usize, end: usize) -> Self {
+        Self {
+            ids: self.ids[start..end].to_vec(),
+            words: self.words[start..end].to_vec(),
+            offsets: self.offsets.get(start..end).map(<[_]>::to_vec).unwrap_or_default(),
+            next_word: self.next_word,
+        }
     }
 
-    /// Keeps `keep` ids: the first ones, or with `left` the last ones.
-    fn cut(&mut self, keep: usize, left: bool) {
-        if self.ids.len() > keep {
-            if left {
-                let drop = self.ids.len() - keep;
-                self.ids.drain(..drop);
-                self.words.drain(..drop);
-                self.offsets.drain(..drop.min(self.offsets.len()));
-            } else {
-                self.ids.truncate(keep);
-                self.words.truncate(keep);
-                self.offsets.truncate(keep);
+    /// `Encoding::truncate`: keeps `keep` ids (the first, or with `left` the last) and returns
+    /// the overflowing windows of `keep` ids each that step by `keep - stride` over the whole
+    /// sequence, in `tokenizers`' order (only with `overflow`; none when nothing is cut).
+    fn cut(&mut self, keep: usize, stride: usize, left: bool, overflow: bool) -> Result<Vec<Seq>> {
+        let n = self.len();
+        if keep >= n {
+            return Ok(Vec::new());
+        }
+        if keep == 0 {
+            let whole = std::mem::take(self);
+            self.next_word = whole.next_word;
+            return Ok(if overflow { vec![whole] } else { Vec::new() });
+        }
+        if stride >= keep {
+            return Err(Error::Truncation(format!(
+                "the stride ({stride}) must be less than the length kept ({keep}: max_length less the special tokens)"
+            )));
+        }
+        let mut windows = Vec::new();
+        let step = keep - stride;
+        if left {
+            let mut stop = n;
+            loop {
+                let start = stop.saturating_sub(keep);
+                windows.push((start, stop));
+                if start == 0 || !overflow || stop <= step {
+                    break;
+                }
+                stop -= step;
+            }
+        } else {
+            let mut start = 0;
+            loop {
+                let stop = (start + keep).min(n);
+                windows.push((start, stop));
+                if stop == n || !overflow {
+                    break;
+                }
+                start += step;
             }
         }
+        let over = windows[1..].iter().map(|&(s, e)| self.slice(s, e)).collect();
+        *self = self.slice(windows[0].0, windows[0].1);
+        Ok(over)
     }
 }
 
@@ -165,6 +204,9 @@ pub struct HfEncoding {
     /// Each token's (start, end) in characters of its input sequence, when asked for
     /// (`HfTokenizer::encode_full_with`); else empty.
     pub offsets: Vec<(usize, usize)>,
+    /// What truncation cut off, as encodings of their own (`tokenizers`' `overflowing`,
+    /// nested as it nests them for pairs); filled with the offsets only.
+    pub overflowing: Vec<HfEncoding>,
 }
 
 impl HfEncoding {
@@ -217,8 +259,11 @@ impl HfEncoding {
         self.parts.iter().filter(|(p, _)| !matches!(p, Part::Padding { .. })).map(|(_, n)| n).sum()
     }
 
-    /// Pads to `target` ids (no change if already as long).
-    pub(crate) fn pad_to(&mut self, target: usize, p: &Padding) {
+    /// Pads to `target` ids (no change if already as long), the overflowing encodings too.
+    pub fn pad_to(&mut self, target: usize, p: &Padding) {
+        for o in &mut self.overflowing {
+            o.pad_to(target, p);
+        }
         let n = target.saturating_sub(self.ids.len());
         if n == 0 {
             return;
@@ -241,6 +286,43 @@ impl HfEncoding {
     }
 }
 
+impl HfEncoding {
+    /// `Encoding::merge_with`: `pair` appended, and the overflowing combined as `tokenizers`
+    /// combines them (each of ours with the pair and with each of its overflowing, then
+    /// ourselves with each of its overflowing).
+    fn merge_with(&mut self, pair: HfEncoding) {
+        let mut over = Vec::new();
+        for mine in &self.overflowing {
+            let mut n = mine.clone();
+            n.merge_with(pair.clone());
+            over.push(n);
+            for theirs in &pair.overflowing {
+                let mut n = mine.clone();
+                n.merge_with(theirs.clone());
+                over.push(n);
+            }
+        }
+        for theirs in &pair.overflowing {
+            let mut n = self.clone();
+            n.merge_with(theirs.clone());
+            over.push(n);
+        }
+        self.ids.extend_from_slice(&pair.ids);
+        self.parts.extend_from_slice(&pair.parts);
+        self.seq_words.extend_from_slice(&pair.seq_words);
+        self.offsets.extend_from_slice(&pair.offsets);
+        self.n_sequences = self.n_sequences.max(pair.n_sequences);
+        self.overflowing = over;
+    }
+
+    fn set_n_sequences(&mut self, n: usize) {
+        self.n_sequences = n;
+        for o in &mut self.overflowing {
+            o.set_n_sequences(n);
+        }
+    }
+}
+
 /// The padded length for `len` ids.
 pub(crate) fn padded_len(len: usize, p: &Padding) -> usize {
     let target = p.length.unwrap_or(len).max(len);
@@ -250,19 +332,30 @@ pub(crate) fn padded_len(len: usize, p: &Padding) -> usize {
     }
 }
 
-/// `truncate_encodings`: shortens the sequences so that they fit `max_length` ids together.
-pub(crate) fn truncate(a: &mut Seq, b: Option<&mut Seq>, max_length: usize, t: &Truncation) -> Result<()> {
+/// The overflowing windows truncation cut from each sequence.
+pub(crate) type Overflow = [Vec<Seq>; 2];
+
+/// `truncate_encodings`: shortens the sequences so that they fit `max_length` ids together
+/// (with `overflow`, also returns what was cut, as windows).
+pub(crate) fn truncate(
+    a: &mut Seq,
+    b: Option<&mut Seq>,
+    max_length: usize,
+    t: &Truncation,
+    overflow: bool,
+) -> Result<Overflow> {
     let err = |problem: &str| Error::Truncation(problem.into());
+    let mut out: Overflow = Default::default();
     if max_length == 0 {
-        a.clear();
+        out[0] = a.cut(0, t.stride, t.left, overflow)?;
         if let Some(b) = b {
-            b.clear();
+            out[1] = b.cut(0, t.stride, t.left, overflow)?;
         }
-        return Ok(());
+        return Ok(out);
     }
     let total = a.len() + b.as_ref().map_or(0, |b| b.len());
     if total <= max_length {
-        return Ok(());
+        return Ok(out);
     }
     let to_remove = total - max_length;
     match (t.strategy, b) {
@@ -280,37 +373,50 @@ pub(crate) fn truncate(a: &mut Seq, b: Option<&mut Seq>, max_length: usize, t: &
             if swap {
                 std::mem::swap(&mut n1, &mut n2);
             }
-            a.cut(n1, t.left);
-            b.cut(n2, t.left);
+            out[0] = a.cut(n1, t.stride, t.left, overflow)?;
+            out[1] = b.cut(n2, t.stride, t.left, overflow)?;
         }
-        (Strategy::LongestFirst | Strategy::OnlyFirst, None) => a.cut(max_length, t.left),
+        (Strategy::LongestFirst | Strategy::OnlyFirst, None) => {
+            out[0] = a.cut(max_length, t.stride, t.left, overflow)?
+        }
         (Strategy::OnlySecond, None) => return Err(err("the second sequence is not provided")),
         (strategy, Some(b)) => {
-            let target = if strategy == Strategy::OnlyFirst { a } else { b };
+            let (target, index) = if strategy == Strategy::OnlyFirst { (a, 0) } else { (b, 1) };
             if target.len() <= to_remove {
                 return Err(err("the sequence to truncate is too short to respect the provided max_length"));
             }
             let keep = target.len() - to_remove;
-            target.cut(keep, t.left);
+            out[index] = target.cut(keep, t.stride, t.left, overflow)?;
         }
     }
-    Ok(())
+    Ok(out)
 }
 
 /// Applies `template` to the sequences (with `offsets`, theirs too; special tokens get (0, 0)).
-pub(crate) fn assemble(template: &[TemplatePiece], seqs: [&Seq; 2], n_sequences: usize, offsets: bool) -> HfEncoding {
-    let mut enc = HfEncoding { n_sequences, ..HfEncoding::default() };
-    enc.ids.reserve(seqs[0].len() + seqs[1].len() + 4);
-    for piece in template {
-        let (part, ids) = match piece {
+/// `over`: each sequence's overflowing windows (with `window_types`, typed by the template);
+/// the template's parts are merged in order as `tokenizers` merges them, which nests the
+/// overflowing encodings as it does.
+pub(crate) fn assemble(
+    template: &[TemplatePiece],
+    seqs: [&Seq; 2],
+    (over, window_types): (&Overflow, bool),
+    n_sequences: usize,
+    offsets: bool,
+) -> HfEncoding {
+    let part = |piece: &TemplatePiece, seq: Option<&Seq>| -> HfEncoding {
+        let mut enc = HfEncoding::default();
+        let (p, ids) = match piece {
             TemplatePiece::Special(ids, type_id) => {
                 if offsets {
-                    enc.offsets.resize(enc.offsets.len() + ids.len(), (0, 0));
+                    enc.offsets.resize(ids.len(), (0, 0));
                 }
                 (Part::Special { type_id: *type_id }, &ids[..])
             }
             &TemplatePiece::Sequence(index, type_id) => {
-                let seq = seqs[index as usize];
+                // A window keeps the type id its sequence was encoded with (its index),
+                // unless `window_types`.
+                let type_id = if seq.is_some() && !window_types { u32::from(index) } else { type_id };
+                let seq = seq.unwrap_or(seqs[index as usize]);
                 enc.seq_words.extend_from_slice(&seq.words);
                 if offsets {
                     enc.offsets.extend_from_slice(&seq.offsets);
@@ -320,9 +426,27 @@ pub(crate) fn assemble(template: &[TemplatePiece], seqs: [&Seq; 2], n_sequences:
         };
         if !ids.is_empty() {
             enc.ids.extend_from_slice(ids);
-            enc.parts.push((part, ids.len()));
+            enc.parts.push((p, ids.len()));
+        }
+        enc
+    };
+    let mut enc = HfEncoding::default();
+    if over.iter().all(Vec::is_empty) {
+        // No overflowing: a plain concatenation (the fast case).
+        enc.ids.reserve(seqs[0].len() + seqs[1].len() + 4);
+        for piece in template {
+            enc.merge_with(part(piece, None));
+        }
+    } else {
+        for piece in template {
+            let mut one = part(piece, None);
+            if let &TemplatePiece::Sequence(index, _) = piece {
+                one.overflowing = over[index as usize].iter().map(|w| part(piece, Some(w))).collect();
+            }
+            enc.merge_with(one);
         }
     }
+    enc.set_n_sequences(n_sequences);
     enc
 }
 
@@ -393,6 +517,7 @@ pub(crate) fn parse_post(cx: &Ctx<'_>, p: Option<&Value>) -> Result<Templates> {
                     Special(vec![sep], 0),
                 ],
                 plain_pair: vec![Seq(0, 0), Seq(1, 0)],
+                roberta: true,
             })
         }
         "TemplateProcessing" => {
@@ -434,7 +559,7 @@ pub(crate) fn parse_post(cx: &Ctx<'_>, p: Option<&Value>) -> Result<Templates> {
     }
 }
 
-/// The file's `truncation` (stride 0) and `padding`.
+/// The file's `truncation` and `padding`.
 pub(crate) fn parse_length(
     cx: &Ctx<'_>,
     root: &Value,
@@ -448,9 +573,6 @@ pub(crate) fn parse_length(
     let truncate = match get(root, "truncation") {
         None => None,
         Some(t) => {
-            if t.get("stride").and_then(Value::as_u64).is_some_and(|s| s != 0) {
-                return Err(cx.unsupported("truncation with a stride"));
-            }
             let strategy = match t.get("strategy").and_then(Value::as_str) {
                 None | Some("LongestFirst") => Strategy::LongestFirst,
                 Some("OnlyFirst") => Strategy::OnlyFirst,
@@ -459,7 +581,8 @@ pub(crate) fn parse_length(
             };
             let max_length =
                 t.get("max_length").and_then(Value::as_u64).ok_or_else(|| cx.bad("$.truncation", "no max_length"))?;
-            Some(Truncation { max_length: max_length as usize, strategy, left: left(t, "$.truncation")? })
+            let stride = t.get("stride").and_then(Value::as_u64).unwrap_or(0) as usize;
+            Some(Truncation { max_length: max_length as usize, stride, strategy, left: left(t, "$.truncation")? })
         }
     };
     let padding = match get(root, "padding") {
