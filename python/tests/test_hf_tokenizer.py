@@ -133,9 +133,10 @@ def test_pickle_threads_and_api(zoo_files: dict[str, tokenizers.Tokenizer]) -> N
 
 def test_unsupported_components_fail_loudly(tmp_path: Path) -> None:
     tok = tokenizers.Tokenizer(models.WordLevel({"[UNK]": 0, "a": 1}, unk_token="[UNK]"))
-    tok.pre_tokenizer = pre_tokenizers.UnicodeScripts()
-    with pytest.raises(ferrotok.UnsupportedError, match="pre-tokenizer UnicodeScripts"):
-        ferrotok.Tokenizer.from_str(tok.to_str())
+    data = json.loads(tok.to_str())
+    data["pre_tokenizer"] = {"type": "NoSuchPreTokenizer"}
+    with pytest.raises(ferrotok.UnsupportedError, match="pre-tokenizer NoSuchPreTokenizer"):
+        ferrotok.Tokenizer.from_str(json.dumps(data))
     with pytest.raises(ferrotok.VocabError, match="not JSON"):
         ferrotok.Tokenizer.from_str("{")
     with pytest.raises(ferrotok.FileError):

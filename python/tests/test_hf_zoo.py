@@ -341,9 +341,6 @@ def test_whole_shared_corpus(request: pytest.FixtureRequest) -> None:
 
 def test_loader_refuses_what_it_cannot_do_exactly(tmp_path: Path) -> None:
     tok = Tokenizer(models.WordLevel({"a": 0, "<unk>": 1}, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.UnicodeScripts()
-    with pytest.raises(ferrotok.UnsupportedError, match="UnicodeScripts"):
-        ferrotok.Tokenizer.from_str(tok.to_str())
     tok.pre_tokenizer = None
     tok.model = models.BPE({"a": 0}, [], dropout=0.5)
     with pytest.raises(ferrotok.UnsupportedError, match="dropout"):
@@ -365,6 +362,28 @@ def test_whitespace_pre_tokenizer_classes_every_code_point_as_tokenizers_does() 
         if got != want:
             k = next(k for k, (a, b) in enumerate(zip(got, want)) if a != b)
             raise AssertionError(f"pieces differ near {text[want[k][0] : want[k][1] + 4]!r}")
+
+
+def test_unicode_scripts_pre_tokenizer_classes_every_code_point_as_tokenizers_does() -> None:
+    # Every code point after Latin letters, after Greek ones, and all in a row (where only the
+    # class changes cut), plus the corpus with a model: pieces (through the offsets of a model
+    # that makes each piece one unknown token) and ids compared.
+    tok = Tokenizer(models.WordLevel({"[UNK]": 0}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.UnicodeScripts()
+    mine = ferrotok.Tokenizer.from_str(tok.to_str())
+    points = [chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
+    texts_ = ["".join(points)] + ["".join(p + c for c in points) for p in ("a", "α", " ", "ー")]
+    for text in texts_ + [" lead", "  ", "", "ひらがなカタカナ漢字ー", "abc,def 123"] + EDGES:
+        want, got = tok.encode(text).offsets, mine.encode(text).offsets
+        if got != want:
+            k = next((k for k, (a, b) in enumerate(zip(got, want)) if a != b), min(len(got), len(want)))
+            raise AssertionError(f"pieces differ at piece {k}: {want[k - 1 : k + 2]} != {got[k - 1 : k + 2]}")
+    pieces, _ = sp_vocab("xlnet_base_cased.model")
+    ref = Tokenizer(models.Unigram(pieces, unk_id=0))
+    ref.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.UnicodeScripts(), pre_tokenizers.Metaspace()])
+    mine = ferrotok.Tokenizer.from_str(ref.to_str())
+    for text in texts():
+        assert mine.encode(text).ids == ref.encode(text).ids
 
 
 def test_a_model_without_an_unknown_token_raises_on_what_it_cannot_cover() -> None:

@@ -250,7 +250,7 @@ impl PyTokenizerEncoding {
 /// A tokenizer loaded from a Hugging Face `tokenizer.json` or a SentencePiece `.model`.
 ///
 /// Immutable and safe to share between threads. Loads files built from `tokenizers`'
-/// normalizers, pre-tokenizers (all but `UnicodeScripts`), models (BPE,
+/// normalizers, pre-tokenizers, models (BPE,
 /// WordPiece, WordLevel, Unigram), post-processors and decoders; a file that needs anything
 /// else fails to load with `UnsupportedError` naming the component.
 #[pyclass(frozen, module = "ferrotok", name = "Tokenizer")]

@@ -7,9 +7,9 @@
 //!   (vocabulary strings mapped back through GPT-2's byte ↔ character table at load), the
 //!   `ByteLevel` decoder;
 //! - BERT's WordPiece: `BertPreTokenizer` or `WhitespaceSplit`, the WordPiece model and decoder;
-//! - the general pipeline ([`general`]) for every other file: every pre-tokenizer but
-//!   `UnicodeScripts`, the BPE (character-level: prefix, suffix, byte
-//!   fallback, unknown tokens), WordPiece, WordLevel and Unigram models, and every decoder.
+//! - the general pipeline ([`general`]) for every other file: every pre-tokenizer, the BPE
+//!   (character-level: prefix, suffix, byte fallback, unknown tokens), WordPiece, WordLevel and
+//!   Unigram models, and every decoder.
 //!
 //! The fast paths are checked against the general pipeline by the tests. Shared by all:
 //! every normalizer (`NFC`/`NFD`/`NFKC`/`NFKD`, `Lowercase`, `Strip`, `StripAccents`,
@@ -39,6 +39,8 @@ use crate::vocab::Rank;
 mod general;
 mod offsets;
 mod post;
+#[rustfmt::skip]
+mod scripts;
 use general::{General, Pattern};
 pub use post::{HfEncoding, LengthSettings, Padding, Part, Strategy, Truncation};
 use post::{Seq, TemplatePiece, Templates};

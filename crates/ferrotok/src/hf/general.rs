@@ -180,10 +180,59 @@ enum Prepend {
 /// One pre-tokenization step.
 #[derive(Debug, Clone)]
 enum Step {
-    ByteLevel { add_prefix_space: bool, regex: Option<PreTokenizer> },
-    Split { pattern: Pattern, behavior: Behavior, invert: bool },
-    Metaspace { replacement: char, prepend: Prepend, split: bool },
+    ByteLevel {
+        add_prefix_space: bool,
+        regex: Option<PreTokenizer>,
+    },
+    Split {
+        pattern: Pattern,
+        behavior: Behavior,
+        invert: bool,
+    },
+    Metaspace {
+        replacement: char,
+        prepend: Prepend,
+        split: bool,
+    },
     FixedLength(usize),
+    /// `UnicodeScripts`: a piece wherever the script class changes (see [`script_cuts`]).
+    Scripts,
+}
+
+/// The script class of a character as `tokenizers`' UnicodeScripts sees it (0: any).
+fn script_class(c: char) -> u8 {
+    use std::cmp::Ordering;
+    let cp = c as u32;
+    super::scripts::SCRIPT_RANGES
+        .binary_search_by(|&(first, last, _)| {
+            if last < cp {
+                Ordering::Less
+            } else if first > cp {
+                Ordering::Greater
+            } else {
+                Ordering::Equal
+            }
+        })
+        .map_or(0, |i| super::scripts::SCRIPT_RANGES[i].2)
+}
+
+/// UnicodeScripts' pieces: a cut before each character whose class (not "any") differs from
+/// the last class seen; the pieces run from cut to cut, so characters of class "any" before the
+/// first cut are dropped, as in `tokenizers`.
+fn script_cuts(text: &str) -> Vec<(usize, usize)> {
+    let mut cuts = Vec::new();
+    let mut last = None;
+    for (i, c) in text.char_indices() {
+        let k = script_class(c);
+        if k != 0 {
+            if last != Some(k) {
+                cuts.push(i);
+            }
+            last = Some(k);
+        }
+    }
+    cuts.push(text.len());
+    cuts.windows(2).map(|w| (w[0], w[1])).collect()
 }
 
 /// A piece of pre-tokenized text, and how many of its first characters derive from the
@@ -264,6 +313,7 @@ fn parse_steps(cx: &Ctx<'_>, p: &Value, path: &str, out: &mut Vec<Step>) -> Resu
             behavior: Behavior::Removed,
             invert: true,
         }),
+        "UnicodeScripts" => out.push(Step::Scripts),
         other => return Err(cx.unsupported(format!("the pre-tokenizer {other}"))),
     }
     Ok(())
@@ -349,6 +399,7 @@ impl Step {
                         out.push((text[s..e].to_owned(), lead_at(&text, lead, s)));
                     }
                 }
+                Self::Scripts => cut(&text, script_cuts(&text), &mut out),
             }
         }
         Ok(out)
@@ -413,6 +464,7 @@ impl Step {
                     out.push(p.slice(s, e));
                 }
             }
+            Self::Scripts => cut(&p, script_cuts(&p.text), out),
         }
         Ok(())
     }
