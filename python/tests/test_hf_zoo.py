@@ -469,8 +469,9 @@ def test_metaspace_first_sees_where_normalizers_moved_the_start(index: int) -> N
 
 
 @pytest.mark.parametrize("general", [False, True])
-def test_text_normalized_to_nothing_still_meets_the_pre_tokenizer(general: bool) -> None:
-    # ByteLevel's prefix space turns an empty normalized segment into a piece ("Ġ").
+def test_text_normalized_to_nothing_gives_no_piece(general: bool) -> None:
+    # A segment the normalizer empties gives no token: ByteLevel's prefix space is not added
+    # to empty text (`tokenizers`' `prepend` does nothing there).
     ref = bpe_bytelevel_prefix_space()
     ref.normalizer = normalizers.Replace("x", "")
     ref.add_special_tokens(["<s>"])
