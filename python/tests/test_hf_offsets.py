@@ -7,6 +7,8 @@ from __future__ import annotations
 import pickle
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, processors
 
 import ferrotok
@@ -240,3 +242,22 @@ def test_a_stride_too_long_for_the_kept_length_is_refused_as_in_tokenizers() -> 
     assert from_file.truncation == ref.truncation
     text = " ".join(texts()[:3])[:400]
     assert_same_tree(from_file.encode(text), ref.encode(text), "file stride")
+
+
+# Arbitrary text biased towards what moves alignments: marks, compatibility characters,
+# spaces of every kind, controls, scripts that change, and the added token.
+ALIGNMENT_CHARS = list("aZ09 '\t\n!.-_") + [
+    "é", "e\u0301", "\u0301", "ﬁ", "ｶﾞ", "½", "İ", "ß", "\u00a0", "\u3000", "\u200b", "\ufeff", "\x01",
+    "中", "ー", "か", "Ω", "😁", "▁", "Ġ", "<s>",
+]  # fmt: skip
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.one_of(st.lists(st.sampled_from(ALIGNMENT_CHARS), max_size=30).map("".join), st.text(max_size=40)),
+    st.sampled_from(list(ZOO)),
+)
+def test_offsets_of_arbitrary_text_match_tokenizers(text: str, name: str) -> None:
+    ref, mine = member(name)
+    want, got = ref.encode(text), mine.encode(text)
+    assert (got.ids, got.offsets) == (want.ids, want.offsets)

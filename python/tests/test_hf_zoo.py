@@ -275,6 +275,9 @@ EDGES = [
     "▁already▁metaspaced",
     "numbers 12345 and ١٢٣ and 3.14",
     "\x00\x01 control \u200b\ufeff zero-width",
+    # Text a normalizer deletes entirely: no piece, so Metaspace and ByteLevel prepend nothing.
+    "\x1f",
+    "\x1f\u200b\x1f",
     "a" * 300,
 ]
 

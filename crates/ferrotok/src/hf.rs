@@ -769,7 +769,7 @@ impl HfTokenizer {
             }
             text = std::borrow::Cow::Owned(n.apply(&text, ascii)?);
         }
-        if self.add_prefix_space && !text.starts_with(' ') {
+        if self.add_prefix_space && !text.is_empty() && !text.starts_with(' ') {
             text = std::borrow::Cow::Owned(format!(" {text}"));
         }
         let text = &*text;

@@ -347,7 +347,7 @@ impl Step {
             match self {
                 Self::ByteLevel { add_prefix_space, regex } => {
                     let mut lead = lead;
-                    if *add_prefix_space && !text.starts_with(' ') {
+                    if *add_prefix_space && !text.is_empty() && !text.starts_with(' ') {
                         text.insert(0, ' ');
                         lead += usize::from(lead > 0);
                     }
@@ -380,7 +380,7 @@ impl Step {
                         Prepend::Never => false,
                     };
                     let mut lead = lead;
-                    if first && !text.starts_with(replacement) {
+                    if first && !text.is_empty() && !text.starts_with(replacement) {
                         text.insert(0, replacement);
                         lead += usize::from(lead > 0);
                     }
