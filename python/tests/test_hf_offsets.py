@@ -4,7 +4,9 @@ pairs, truncation and padding."""
 
 from __future__ import annotations
 
+import functools
 import pickle
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -51,7 +53,7 @@ def test_zoo_member_offsets_match_tokenizers(name: str) -> None:
 
 
 @pytest.mark.parametrize("path", fast_path_files(), ids=lambda p: p.name)
-def test_real_file_offsets_match_tokenizers_on_both_paths(path: object) -> None:
+def test_real_file_offsets_match_tokenizers_on_both_paths(path: Path) -> None:
     ref = Tokenizer.from_file(str(path))
     assert_same_offsets(ref, ferrotok.Tokenizer.from_file(path), docs())
     assert_same_offsets(ref, ferrotok.Tokenizer._from_str_general(ref.to_str()), docs())
@@ -259,5 +261,27 @@ ALIGNMENT_CHARS = list("aZ09 '\t\n!.-_") + [
 )
 def test_offsets_of_arbitrary_text_match_tokenizers(text: str, name: str) -> None:
     ref, mine = member(name)
+    want, got = ref.encode(text), mine.encode(text)
+    assert (got.ids, got.offsets) == (want.ids, want.offsets)
+
+
+@functools.lru_cache(maxsize=None)
+def real_file(path: Path) -> tuple[Tokenizer, ferrotok.Tokenizer]:
+    ref = Tokenizer.from_file(str(path))
+    ref.no_padding()
+    ref.no_truncation()
+    mine = ferrotok.Tokenizer.from_file(path)
+    mine.no_padding()
+    mine.no_truncation()
+    return ref, mine
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.one_of(st.lists(st.sampled_from(ALIGNMENT_CHARS), max_size=30).map("".join), st.text(max_size=40)),
+    st.sampled_from(fast_path_files()),
+)
+def test_offsets_of_arbitrary_text_match_tokenizers_on_real_files(text: str, path: Path) -> None:
+    ref, mine = real_file(path)
     want, got = ref.encode(text), mine.encode(text)
     assert (got.ids, got.offsets) == (want.ids, want.offsets)
