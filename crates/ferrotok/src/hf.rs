@@ -146,6 +146,9 @@ pub struct HfTokenizer {
     add_prefix_space: bool,
     /// Raw bytes → id for model tokens.
     vocab: FxHashMap<Vec<u8>, Rank>,
+    /// The tokens of `vocab` of at most 15 bytes, keyed by [`packed`]: one probe, no key on
+    /// the heap to compare (the whole-piece look-up of `ignore_merges` files).
+    short_vocab: FxHashMap<u128, Rank>,
     byte_ids: [Option<Rank>; 256],
     /// (left id, right id) → (merge rank, merged id).
     merges: FxHashMap<(Rank, Rank), (u32, Rank)>,
@@ -175,6 +178,17 @@ pub struct HfTokenizer {
     sentencepiece: Option<Box<SentencePiece>>,
     /// `Some`: the general pipeline (pre-tokenizer, model and decoder; see [`general`]).
     general: Option<Box<General>>,
+}
+
+/// Up to 15 bytes and their count in one integer (distinct byte strings, distinct keys).
+fn packed(bytes: &[u8]) -> Option<u128> {
+    if bytes.len() > 15 {
+        return None;
+    }
+    let mut key = [0u8; 16];
+    key[..bytes.len()].copy_from_slice(bytes);
+    key[15] = bytes.len() as u8;
+    Some(u128::from_le_bytes(key))
 }
 
 /// Caching: a per-thread [`WordCache`] from pieces of at most this many bytes to their ids,
@@ -330,7 +344,12 @@ impl HfTokenizer {
             .iter()
             .map(|t| t.as_ref().map(|s| byte_level_bytes(s, rev).unwrap_or_else(|| s.as_bytes().to_vec())))
             .collect();
-        Ok(Self { split, add_prefix_space, vocab, byte_ids, merges, ignore_merges, decode_bytes, ..base })
+        let short_vocab = if ignore_merges {
+            vocab.iter().filter_map(|(bytes, &id)| Some((packed(bytes)?, id))).collect()
+        } else {
+            FxHashMap::default()
+        };
+        Ok(Self { split, add_prefix_space, vocab, short_vocab, byte_ids, merges, ignore_merges, decode_bytes, ..base })
     }
 
     fn wordpiece_from_json(cx: &Ctx<'_>, root: &Value, model: &Value) -> Result<Self> {
@@ -372,6 +391,7 @@ impl HfTokenizer {
             split: None,
             add_prefix_space: false,
             vocab: FxHashMap::default(),
+            short_vocab: FxHashMap::default(),
             byte_ids: [None; 256],
             merges: FxHashMap::default(),
             ignore_merges: false,
@@ -823,7 +843,11 @@ impl HfTokenizer {
 
     fn encode_piece(&self, piece: &[u8], out: &mut Vec<Rank>) -> Result<()> {
         if self.ignore_merges {
-            if let Some(&id) = self.vocab.get(piece) {
+            let hit = match packed(piece) {
+                Some(key) => self.short_vocab.get(&key),
+                None => self.vocab.get(piece),
+            };
+            if let Some(&id) = hit {
                 out.push(id);
                 return Ok(());
             }
@@ -1481,4 +1505,22 @@ fn words(text: &str, split: WordSplit) -> Vec<&str> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::packed;
+
+    #[test]
+    fn packed_keys_are_distinct_for_distinct_byte_strings() {
+        // Trailing zero bytes are told apart by the length byte; past 15 bytes there is no key.
+        let keys = [&b""[..], b"\0", b"\0\0", b"a", b"a\0", b"\0a", b"fifteen bytes!!"];
+        let packed_keys: Vec<u128> = keys.iter().map(|k| packed(k).unwrap()).collect();
+        for (i, a) in packed_keys.iter().enumerate() {
+            for b in &packed_keys[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+        assert_eq!(packed(b"sixteen bytes!!!"), None);
+    }
 }
