@@ -403,12 +403,12 @@ pub(crate) fn assemble(
     n_sequences: usize,
     offsets: bool,
 ) -> HfEncoding {
-    let part = |piece: &TemplatePiece, seq: Option<&Seq>| -> HfEncoding {
-        let mut enc = HfEncoding::default();
+    // Appends one template part (with `seq`, that overflowing window of its sequence).
+    let append = |enc: &mut HfEncoding, piece: &TemplatePiece, seq: Option<&Seq>| {
         let (p, ids) = match piece {
             TemplatePiece::Special(ids, type_id) => {
                 if offsets {
-                    enc.offsets.resize(ids.len(), (0, 0));
+                    enc.offsets.resize(enc.offsets.len() + ids.len(), (0, 0));
                 }
                 (Part::Special { type_id: *type_id }, &ids[..])
             }
@@ -428,20 +428,24 @@ pub(crate) fn assemble(
             enc.ids.extend_from_slice(ids);
             enc.parts.push((p, ids.len()));
         }
-        enc
     };
     let mut enc = HfEncoding::default();
     if over.iter().all(Vec::is_empty) {
-        // No overflowing: a plain concatenation (the fast case).
+        // No overflowing: the parts appended in place (the fast case).
         enc.ids.reserve(seqs[0].len() + seqs[1].len() + 4);
         for piece in template {
-            enc.merge_with(part(piece, None));
+            append(&mut enc, piece, None);
         }
     } else {
+        let alone = |piece: &TemplatePiece, seq: Option<&Seq>| {
+            let mut one = HfEncoding::default();
+            append(&mut one, piece, seq);
+            one
+        };
         for piece in template {
-            let mut one = part(piece, None);
+            let mut one = alone(piece, None);
             if let &TemplatePiece::Sequence(index, _) = piece {
-                one.overflowing = over[index as usize].iter().map(|w| part(piece, Some(w))).collect();
+                one.overflowing = over[index as usize].iter().map(|w| alone(piece, Some(w))).collect();
             }
             enc.merge_with(one);
         }
