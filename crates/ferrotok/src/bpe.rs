@@ -43,14 +43,30 @@ pub struct Scratch {
     tree: Vec<u64>,
     /// count_piece's output.
     out: Vec<Rank>,
+    /// Ranks of joined pairs seen before, keyed by the two parts' ranks.
+    joins: JoinCache,
     /// Merged pieces seen before on this thread.
     pub(crate) cache: PieceCache,
+    /// The id of the vocabulary the two memos (`joins`, `cache`) were filled from.
+    vocab: Option<u64>,
 }
 
 impl Scratch {
     /// Empty buffers around a piece cache.
     pub fn with_cache(cache: PieceCache) -> Self {
         Self { cache, ..Self::default() }
+    }
+
+    /// Empties the memos if they were filled from another vocabulary, so that a scratch
+    /// shared between vocabularies never answers for the wrong one (`cache::with_scratch`
+    /// never does that; the public functions here must not go wrong if a caller does).
+    #[inline]
+    fn bind(&mut self, vocab: &Vocab) {
+        if self.vocab != Some(vocab.id()) {
+            self.vocab = Some(vocab.id());
+            self.joins.reset();
+            self.cache.clear();
+        }
     }
 }
 
@@ -73,21 +89,29 @@ pub fn encode_piece(
         out.push(r);
         return Ok(());
     }
-    if piece.len() > SMALL_PIECE {
-        return merge_blocked(vocab, piece, offset, out, scratch);
-    }
     if piece.len() > MAX_PIECE {
-        return merge_small(vocab, piece, offset, out, scratch);
+        return merge(vocab, piece, offset, out, scratch);
     }
+    scratch.bind(vocab);
     let h = table::hash(table::head(piece), piece);
     if let Some(ids) = scratch.cache.get(piece, h) {
         out.extend_from_slice(ids);
         return Ok(());
     }
     let start = out.len();
-    merge_small(vocab, piece, offset, out, scratch)?;
+    merge(vocab, piece, offset, out, scratch)?;
     scratch.cache.put(piece, h, &out[start..]);
     Ok(())
+}
+
+/// Merges `piece` with the algorithm that is faster for its length.
+#[inline]
+fn merge(vocab: &Vocab, piece: &[u8], offset: usize, out: &mut Vec<Rank>, scratch: &mut Scratch) -> Result<()> {
+    if piece.len() > SMALL_PIECE {
+        merge_blocked(vocab, piece, offset, out, scratch)
+    } else {
+        merge_small(vocab, piece, offset, out, scratch)
+    }
 }
 
 /// Counts the ranks `encode_piece` would append.
@@ -121,6 +145,41 @@ fn byte_ranks(vocab: &Vocab, piece: &[u8], offset: usize, into: &mut Vec<Rank>) 
     Ok(())
 }
 
+/// A small direct-mapped memo of `(left rank, right rank) → rank of the joined bytes`
+/// (`NONE` when the join is not a token). Merging asks the same joins again and again
+/// (common characters, common affixes); two integers hashed into a table that stays in L1
+/// replace hashing the bytes and probing the vocabulary, whose slots miss the cache.
+/// Exact because the answer is a pure function of the two tokens, and emptied whenever its
+/// `Scratch` moves to another vocabulary (`Scratch::bind`). Allocated on first use, so a
+/// scratch that never merges costs nothing.
+#[derive(Debug, Default)]
+struct JoinCache {
+    slots: Box<[(u64, Rank)]>,
+}
+
+const JOIN_BITS: u32 = 12;
+
+impl JoinCache {
+    fn reset(&mut self) {
+        // `u64::MAX` is never a key: ranks are below `NONE`.
+        self.slots = vec![(u64::MAX, NONE); 1 << JOIN_BITS].into_boxed_slice();
+    }
+
+    /// The rank of `piece[start..end]`, the join of parts of ranks `left` and `right`.
+    #[inline(always)]
+    fn rank(&mut self, vocab: &Vocab, piece: &[u8], start: usize, end: usize, left: Rank, right: Rank) -> Rank {
+        let key = (u64::from(left) << 32) | u64::from(right);
+        let i = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - JOIN_BITS)) as usize;
+        let slot = &mut self.slots[i];
+        if slot.0 == key {
+            return slot.1;
+        }
+        let r = pair_rank(vocab, piece, start, end);
+        *slot = (key, r);
+        r
+    }
+}
+
 /// tiktoken's scan. `parts[i] = (start, rank of the pair starting at part i)`; the last two
 /// entries are sentinels so that `parts[i + 2].0` is always the end of the pair.
 pub fn merge_small(
@@ -131,6 +190,7 @@ pub fn merge_small(
     scratch: &mut Scratch,
 ) -> Result<()> {
     let n = piece.len();
+    scratch.bind(vocab);
     byte_ranks(vocab, piece, offset, &mut scratch.part_ranks)?;
     let part_ranks = &mut scratch.part_ranks;
     let parts = &mut scratch.parts;
@@ -146,14 +206,22 @@ pub fn merge_small(
     parts.push(((n - 1) as u32, NONE));
     parts.push((n as u32, NONE));
 
+    let joins = &mut scratch.joins;
     while min.0 != NONE {
         let i = min.1;
-        // Recompute the ranks of the pairs that change: the one starting at i (now i and i+2)
-        // and the one ending at i (starting at i-1).
+        // Recompute the ranks of the pairs that change: the one ending at i (starting at i-1,
+        // now joined with the merged part) and the one starting at i (the merged part and
+        // part i+2).
         if i > 0 {
-            parts[i - 1].1 = rank_after_merge(vocab, piece, parts, i - 1);
+            let (s, e) = (parts[i - 1].0 as usize, parts[i + 2].0 as usize);
+            parts[i - 1].1 = joins.rank(vocab, piece, s, e, part_ranks[i - 1], min.0);
         }
-        parts[i].1 = rank_after_merge(vocab, piece, parts, i);
+        parts[i].1 = if i + 3 < parts.len() {
+            let (s, e) = (parts[i].0 as usize, parts[i + 3].0 as usize);
+            joins.rank(vocab, piece, s, e, min.0, part_ranks[i + 2])
+        } else {
+            NONE
+        };
         parts.remove(i + 1);
         part_ranks[i] = min.0;
         part_ranks.remove(i + 1);
@@ -169,20 +237,14 @@ pub fn merge_small(
     Ok(())
 }
 
-/// The rank of the pair starting at part `i` once parts `i+1` and `i+2` have been merged
-/// (the merge is applied by the caller after this returns).
-#[inline]
-fn rank_after_merge(vocab: &Vocab, piece: &[u8], parts: &[(u32, Rank)], i: usize) -> Rank {
-    if i + 3 < parts.len() {
-        pair_rank(vocab, piece, parts[i].0 as usize, parts[i + 3].0 as usize)
-    } else {
-        NONE
-    }
-}
-
-/// Block size of `merge_blocked`: the minimum within a block is found by a linear scan over
-/// this many contiguous keys (cache-friendly and vectorisable).
-const BLOCK: usize = 64;
+/// Block sizes of `merge_blocked`: the minimum within a block is found by a linear scan over
+/// this many contiguous keys. Short blocks make a merge cheap (a few pieces of a few hundred
+/// bytes are common in CJK text); long ones keep the tree over the blocks small enough to
+/// stay in cache when a piece is megabytes long.
+const SHORT_BLOCK: u32 = 4; // 16 keys
+const LONG_BLOCK: u32 = 6; // 64 keys
+/// Pieces up to this many bytes use `SHORT_BLOCK`.
+const SHORT_BLOCK_PIECE: usize = 4096;
 
 /// `(rank << 32) | start`: ordering keys orders by rank, then leftmost start, which is
 /// exactly the merge priority. `u64::MAX` means "no pair here".
@@ -196,11 +258,11 @@ fn key(rank: Rank, start: usize) -> u64 {
 }
 
 /// Merge for long pieces: a doubly linked list of parts indexed by start byte, the priority
-/// key of the pair starting at each byte, the minimum key of each block of `BLOCK` bytes, and
+/// key of the pair starting at each byte, the minimum key of each block of 2^shift bytes, and
 /// a tournament tree over the block minima. A merge changes at most three keys (the merged
 /// pair's left part, the dead right part, the part before), so it rescans at most three
-/// blocks and walks three leaf-to-root paths: O(BLOCK + log(n / BLOCK)) per merge, and the
-/// tree (n / 64 entries) stays in cache, unlike a binary heap over every pair, whose
+/// blocks and walks three leaf-to-root paths: O(2^shift + log(n / 2^shift)) per merge, and
+/// the tree (n / 2^shift entries) stays in cache, unlike a binary heap over every pair, whose
 /// sift-downs missed the cache on every level for megabyte pieces.
 pub fn merge_blocked(
     vocab: &Vocab,
@@ -209,8 +271,22 @@ pub fn merge_blocked(
     out: &mut Vec<Rank>,
     scratch: &mut Scratch,
 ) -> Result<()> {
+    let shift = if piece.len() <= SHORT_BLOCK_PIECE { SHORT_BLOCK } else { LONG_BLOCK };
+    merge_blocked_by(vocab, piece, offset, out, scratch, shift)
+}
+
+fn merge_blocked_by(
+    vocab: &Vocab,
+    piece: &[u8],
+    offset: usize,
+    out: &mut Vec<Rank>,
+    scratch: &mut Scratch,
+    shift: u32,
+) -> Result<()> {
     let n = piece.len();
-    let Scratch { part_ranks: part_rank, next, prev, keys, tree, .. } = scratch;
+    let block = 1usize << shift;
+    scratch.bind(vocab);
+    let Scratch { part_ranks: part_rank, next, prev, keys, tree, joins, .. } = scratch;
     byte_ranks(vocab, piece, offset, part_rank)?;
     next.clear();
     next.extend(1..=n as u32);
@@ -219,26 +295,27 @@ pub fn merge_blocked(
     keys.clear();
     keys.extend((0..n - 1).map(|i| key(vocab.pair_rank(piece[i], piece[i + 1]), i)));
     keys.push(u64::MAX);
-    let blocks = n.div_ceil(BLOCK);
+    let blocks = n.div_ceil(block);
     let leaves = blocks.next_power_of_two();
     tree.clear();
     tree.resize(2 * leaves, u64::MAX);
-    for (b, chunk) in keys.chunks(BLOCK).enumerate() {
+    for (b, chunk) in keys.chunks(block).enumerate() {
         tree[leaves + b] = chunk.iter().copied().min().unwrap_or(u64::MAX);
     }
     for i in (1..leaves).rev() {
         tree[i] = tree[2 * i].min(tree[2 * i + 1]);
     }
     let refresh = |keys: &[u64], tree: &mut [u64], b: usize| {
-        let lo = b * BLOCK;
+        let lo = b << shift;
         let mut i = leaves + b;
-        tree[i] = keys[lo..(lo + BLOCK).min(keys.len())].iter().copied().min().unwrap_or(u64::MAX);
+        tree[i] = keys[lo..(lo + block).min(keys.len())].iter().copied().min().unwrap_or(u64::MAX);
         while i > 1 {
             i /= 2;
             tree[i] = tree[2 * i].min(tree[2 * i + 1]);
         }
     };
-    let pair_key = |s: usize, e: usize| key(pair_rank(vocab, piece, s, e), s);
+    let mut pair_key =
+        |s: usize, e: usize, left: Rank, right: Rank| key(joins.rank(vocab, piece, s, e, left, right), s);
     loop {
         let top = tree[1];
         if top == u64::MAX {
@@ -253,24 +330,23 @@ pub fn merge_blocked(
         next[l] = e as u32;
         if e < n {
             prev[e] = l as u32;
-            keys[l] = pair_key(l, next[e] as usize);
+            keys[l] = pair_key(l, next[e] as usize, r, part_rank[e]);
         } else {
             keys[l] = u64::MAX;
-        }
-        let (bl, bm) = (l / BLOCK, m / BLOCK);
-        refresh(keys, tree, bl);
-        if bm != bl {
-            refresh(keys, tree, bm);
         }
         let p = prev[l];
         if p != u32::MAX {
             let p = p as usize;
-            keys[p] = pair_key(p, e);
-            if p / BLOCK != bl {
-                refresh(keys, tree, p / BLOCK);
-            } else {
-                refresh(keys, tree, bl);
-            }
+            keys[p] = pair_key(p, e, part_rank[p], r);
+        }
+        // Blocks only grow to the right (p < l < m), so the distinct blocks are in order.
+        let (bl, bm) = (l >> shift, m >> shift);
+        if p != u32::MAX && (p as usize >> shift) != bl {
+            refresh(keys, tree, p as usize >> shift);
+        }
+        refresh(keys, tree, bl);
+        if bm != bl {
+            refresh(keys, tree, bm);
         }
     }
     let mut s = 0;
@@ -324,11 +400,36 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_scratch_moved_to_another_vocabulary_forgets_the_first() {
+        let v1 = toy();
+        // Same bytes, other ranks: "ab" is a token in v1 only, "bc" in v2 only.
+        let mut pairs: Vec<(Vec<u8>, Rank)> = (0..=255u8).map(|b| (vec![b], b as Rank)).collect();
+        pairs.push((b"bc".to_vec(), 300));
+        let v2 = Vocab::from_pairs(pairs).unwrap();
+        let mut s = Scratch::default();
+        for piece in [&b"abcab"[..], &[b'a'; 100][..]] {
+            let mut first = Vec::new();
+            encode_piece(&v1, piece, 0, &mut first, &mut s).unwrap();
+            let mut second = Vec::new();
+            encode_piece(&v2, piece, 0, &mut second, &mut s).unwrap();
+            let mut fresh = Vec::new();
+            encode_piece(&v2, piece, 0, &mut fresh, &mut Scratch::default()).unwrap();
+            assert_eq!(second, fresh);
+            assert_ne!(first, second);
+        }
+    }
+
     proptest! {
         #[test]
         fn blocked_and_scan_agree(s in "[abc]{2,600}") {
             let v = toy();
-            prop_assert_eq!(run(merge_small, &v, s.as_bytes()), run(merge_blocked, &v, s.as_bytes()));
+            let small = run(merge_small, &v, s.as_bytes());
+            for shift in [SHORT_BLOCK, LONG_BLOCK, 1] {
+                let mut out = Vec::new();
+                merge_blocked_by(&v, s.as_bytes(), 0, &mut out, &mut Scratch::default(), shift).unwrap();
+                prop_assert_eq!(&small, &out, "block shift {}", shift);
+            }
         }
 
         #[test]

@@ -24,10 +24,14 @@ const MAX_VOCABS: usize = 4;
 /// The environment variable that sets the slots per cache.
 pub const SLOTS_ENV: &str = "FERROTOK_CACHE_SLOTS";
 
+/// A slot. Its buffers are reused when the slot is overwritten, so a cache that has warmed up
+/// allocates nothing (they hold at most `MAX_PIECE` bytes and as many ids).
 #[derive(Default, Debug)]
 struct Entry {
-    key: Box<[u8]>,
-    ids: Box<[u32]>,
+    /// The piece's hash, compared before the bytes so that most misses touch only the slot.
+    hash: u64,
+    key: Vec<u8>,
+    ids: Vec<u32>,
 }
 
 /// One vocabulary's cache.
@@ -41,6 +45,15 @@ impl PieceCache {
         Self { slots: std::iter::repeat_with(Entry::default).take(slots).collect() }
     }
 
+    /// Forgets every entry (the slots keep their buffers).
+    pub fn clear(&mut self) {
+        for e in &mut self.slots {
+            e.hash = 0;
+            e.key.clear();
+            e.ids.clear();
+        }
+    }
+
     /// The cached ids of `piece` (whose hash is `h`), if present.
     #[inline]
     pub fn get(&self, piece: &[u8], h: u64) -> Option<&[u32]> {
@@ -48,7 +61,7 @@ impl PieceCache {
             return None;
         }
         let e = &self.slots[h as usize & (self.slots.len() - 1)];
-        (*e.key == *piece).then_some(&*e.ids)
+        (e.hash == h && *e.key == *piece).then_some(&*e.ids)
     }
 
     /// Stores `ids` for `piece`, replacing whatever shared its slot.
@@ -58,7 +71,12 @@ impl PieceCache {
             return;
         }
         let n = self.slots.len();
-        self.slots[h as usize & (n - 1)] = Entry { key: piece.into(), ids: ids.into() };
+        let e = &mut self.slots[h as usize & (n - 1)];
+        e.hash = h;
+        e.key.clear();
+        e.key.extend_from_slice(piece);
+        e.ids.clear();
+        e.ids.extend_from_slice(ids);
     }
 }
 
