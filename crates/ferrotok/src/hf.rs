@@ -151,7 +151,7 @@ pub struct HfTokenizer {
     short_vocab: FxHashMap<u128, Rank>,
     byte_ids: [Option<Rank>; 256],
     /// (left id, right id) → (merge rank, merged id).
-    merges: FxHashMap<(Rank, Rank), (u32, Rank)>,
+    merges: general::Merges,
     ignore_merges: bool,
     added: Vec<Added>,
     added_matcher: Option<AhoCorasick>,
@@ -349,7 +349,17 @@ impl HfTokenizer {
         } else {
             FxHashMap::default()
         };
-        Ok(Self { split, add_prefix_space, vocab, short_vocab, byte_ids, merges, ignore_merges, decode_bytes, ..base })
+        Ok(Self {
+            split,
+            add_prefix_space,
+            vocab,
+            short_vocab,
+            byte_ids,
+            merges: general::Merges::new(merges),
+            ignore_merges,
+            decode_bytes,
+            ..base
+        })
     }
 
     fn wordpiece_from_json(cx: &Ctx<'_>, root: &Value, model: &Value) -> Result<Self> {
@@ -393,7 +403,7 @@ impl HfTokenizer {
             vocab: FxHashMap::default(),
             short_vocab: FxHashMap::default(),
             byte_ids: [None; 256],
-            merges: FxHashMap::default(),
+            merges: general::Merges::default(),
             ignore_merges: false,
             added: Vec::new(),
             added_matcher: None,
@@ -767,8 +777,10 @@ impl HfTokenizer {
             // the text as the previous normalizers left it.
             let ascii = text.is_ascii();
             let unchanged = match n {
-                Norm::Nfc => ascii || text.chars().all(|c| c < '\u{300}'),
-                Norm::Nfd | Norm::Nfkc | Norm::Nfkd | Norm::StripAccents => ascii,
+                Norm::Nfc | Norm::Nfd | Norm::Nfkc | Norm::Nfkd => {
+                    ascii || text.chars().all(|c| n.is_stable(c).is_some_and(|stable| stable))
+                }
+                Norm::StripAccents => ascii,
                 _ => false,
             };
             if unchanged {
@@ -1367,14 +1379,84 @@ fn bert_normalize(text: &str, clean_text: bool, chinese: bool, strip_accents: bo
     out
 }
 
+/// Characters that a normalization form leaves alone and that nothing before them can
+/// combine with: each is unchanged by the form, a starter (canonical combining class 0) and
+/// quick-check "yes", so never the second character of a composition (checked on every one of
+/// them against the normalization crate's own tables by a test). The text can be cut before
+/// any of them. Below U+0300 for NFC, ASCII for the others, plus the CJK ideographs (and,
+/// for the composed forms, the Hangul syllables), so that CJK text is not decomposed and
+/// recomposed character by character.
+fn cjk_ideograph(c: char) -> bool {
+    matches!(c, '\u{3400}'..='\u{4DBF}' | '\u{4E00}'..='\u{9FFF}')
+}
+
+fn hangul_syllable(c: char) -> bool {
+    matches!(c, '\u{AC00}'..='\u{D7A3}')
+}
+
+fn stable_nfc(c: char) -> bool {
+    c < '\u{300}' || cjk_ideograph(c) || hangul_syllable(c)
+}
+
+fn stable_nfkc(c: char) -> bool {
+    c.is_ascii() || cjk_ideograph(c) || hangul_syllable(c)
+}
+
+fn stable_decomposed(c: char) -> bool {
+    c.is_ascii() || cjk_ideograph(c)
+}
+
+/// A Unicode normalization form applied only where it can change something: the text is
+/// cut before each `stable` character (see above), so normalizing the pieces gives the same
+/// text as normalizing the whole. Each maximal run of other characters is normalized
+/// together with the character before it (a starter that the run's marks may compose with);
+/// everything else is copied. Mostly-ASCII text with a few curly quotes or accents, and CJK
+/// text, then cost a scan instead of a decompose-and-recompose of every character.
+fn by_regions(text: &str, stable: fn(char) -> bool, form: impl Fn(&str) -> String) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 8);
+    let mut copied = 0;
+    let mut last_stable = None;
+    let mut chars = text.char_indices();
+    while let Some((i, c)) = chars.next() {
+        if stable(c) {
+            last_stable = Some(i);
+            continue;
+        }
+        let start = last_stable.unwrap_or(i).max(copied);
+        let mut end = text.len();
+        for (j, d) in chars.by_ref() {
+            if stable(d) {
+                end = j;
+                last_stable = Some(j);
+                break;
+            }
+        }
+        out.push_str(&text[copied..start]);
+        out.push_str(&form(&text[start..end]));
+        copied = end;
+    }
+    out.push_str(&text[copied..]);
+    out
+}
+
 impl Norm {
+    /// For the four Unicode forms, whether `c` is one they leave alone and can cut before.
+    fn is_stable(&self, c: char) -> Option<bool> {
+        match self {
+            Norm::Nfc => Some(stable_nfc(c)),
+            Norm::Nfkc => Some(stable_nfkc(c)),
+            Norm::Nfd | Norm::Nfkd => Some(stable_decomposed(c)),
+            _ => None,
+        }
+    }
+
     /// `text` normalized (`ascii`: the text is known to be ASCII, a shortcut for Lowercase).
     fn apply(&self, text: &str, ascii: bool) -> Result<String> {
         Ok(match self {
-            Norm::Nfc => text.nfc().map(|(c, _)| c).collect(),
-            Norm::Nfd => text.nfd().map(|(c, _)| c).collect(),
-            Norm::Nfkc => text.nfkc().map(|(c, _)| c).collect(),
-            Norm::Nfkd => text.nfkd().map(|(c, _)| c).collect(),
+            Norm::Nfc => by_regions(text, stable_nfc, |s| s.nfc().map(|(c, _)| c).collect()),
+            Norm::Nfd => by_regions(text, stable_decomposed, |s| s.nfd().map(|(c, _)| c).collect()),
+            Norm::Nfkc => by_regions(text, stable_nfkc, |s| s.nfkc().map(|(c, _)| c).collect()),
+            Norm::Nfkd => by_regions(text, stable_decomposed, |s| s.nfkd().map(|(c, _)| c).collect()),
             // Character by character, as `tokenizers` does (no final-sigma rule).
             Norm::Lowercase if ascii => text.to_ascii_lowercase(),
             Norm::Lowercase => text.chars().flat_map(char::to_lowercase).collect(),
@@ -1509,7 +1591,99 @@ fn words(text: &str, split: WordSplit) -> Vec<&str> {
 
 #[cfg(test)]
 mod tests {
-    use super::packed;
+    use super::{packed, Norm};
+    use proptest::prelude::*;
+    use unicode_normalization_alignments::UnicodeNormalization;
+
+    /// Characters that stress the cut points: ASCII starters that marks compose with, marks of
+    /// different combining classes (reordered), Latin-1 letters (stable for NFC, not for the
+    /// compatibility forms), compatibility characters, Hangul jamo that compose into
+    /// syllables, a singleton decomposition (Ångström sign) and composition exclusions.
+    const CHARS: &[char] = &[
+        'a',
+        'e',
+        'A',
+        ' ',
+        '\n',
+        'é',
+        'Å',
+        '½',
+        '²',
+        '\u{a0}',
+        'ﬁ',
+        '①',
+        '\u{300}',
+        '\u{301}',
+        '\u{323}',
+        '\u{345}',
+        '\u{344}',
+        '\u{1100}',
+        '\u{1161}',
+        '\u{11a8}',
+        '가',
+        '각',
+        '\u{212b}',
+        '\u{958}',
+        'ǅ',
+        'ő',
+        '中',
+        '文',
+        '\u{3400}',
+        '\u{9fff}',
+        'か',
+        '\u{3099}',
+        'ゟ',
+        '\u{f900}',
+        '\u{2f800}',
+    ];
+
+    /// Every character claimed stable is unchanged by its form, a starter, and quick-check
+    /// "yes" in the normalization crate's own tables (what makes cutting before it exact).
+    #[test]
+    fn every_stable_character_is_a_quick_check_yes_starter() {
+        use unicode_normalization_alignments::{char::canonical_combining_class, is_nfc_quick, is_nfd_quick};
+        use unicode_normalization_alignments::{is_nfkc_quick, is_nfkd_quick, IsNormalized};
+        let mut checked = 0;
+        for c in (0..=0x10FFFFu32).filter_map(char::from_u32) {
+            for n in [Norm::Nfc, Norm::Nfd, Norm::Nfkc, Norm::Nfkd] {
+                if !n.is_stable(c).unwrap() {
+                    continue;
+                }
+                checked += 1;
+                let one = std::iter::once(c);
+                let quick = match n {
+                    Norm::Nfc => is_nfc_quick(one),
+                    Norm::Nfd => is_nfd_quick(one),
+                    Norm::Nfkc => is_nfkc_quick(one),
+                    _ => is_nfkd_quick(one),
+                };
+                assert!(quick == IsNormalized::Yes, "{n:?} U+{:04X}", c as u32);
+                assert_eq!(canonical_combining_class(c), 0, "U+{:04X}", c as u32);
+                assert_eq!(whole(&n, &c.to_string()), c.to_string(), "{n:?} U+{:04X}", c as u32);
+            }
+        }
+        assert!(checked > 4 * 28_000, "{checked}");
+    }
+
+    fn whole(n: &Norm, s: &str) -> String {
+        match n {
+            Norm::Nfc => s.nfc().map(|(c, _)| c).collect(),
+            Norm::Nfd => s.nfd().map(|(c, _)| c).collect(),
+            Norm::Nfkc => s.nfkc().map(|(c, _)| c).collect(),
+            _ => s.nfkd().map(|(c, _)| c).collect(),
+        }
+    }
+
+    proptest! {
+        /// Normalizing only the regions that can change equals normalizing the whole text.
+        #[test]
+        fn normalizing_by_regions_equals_the_whole(picks in proptest::collection::vec(0..CHARS.len(), 0..40)) {
+            let text: String = picks.iter().map(|&i| CHARS[i]).collect();
+            for n in [Norm::Nfc, Norm::Nfd, Norm::Nfkc, Norm::Nfkd] {
+                prop_assert_eq!(n.apply(&text, text.is_ascii()).unwrap(), whole(&n, &text), "{:?} on {:?}", n, text);
+            }
+        }
+    }
 
     #[test]
     fn packed_keys_are_distinct_for_distinct_byte_strings() {

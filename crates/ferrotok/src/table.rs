@@ -126,3 +126,48 @@ impl TokenTable {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    /// Tokens of every length from 1 to 20 bytes, so that the
+    /// tail comparison and probing past collisions are exercised.
+    #[test]
+    fn lookups_agree_with_a_hash_map() {
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut tokens: Vec<Vec<u8>> = Vec::new();
+        let mut seen = HashMap::new();
+        while tokens.len() < 20_000 {
+            let len = 1 + (next() % 20) as usize;
+            // A small alphabet makes tokens share heads and hashes collide in the filter.
+            let t: Vec<u8> = (0..len).map(|_| b'a' + (next() % 3) as u8).collect();
+            if !seen.contains_key(&t) {
+                seen.insert(t.clone(), tokens.len() as u32);
+                tokens.push(t);
+            }
+        }
+        let mut table = TokenTable::with_capacity(tokens.len());
+        for (r, t) in tokens.iter().enumerate() {
+            assert_eq!(table.insert(t, r as u32, |r| &tokens[r as usize]), None);
+        }
+        assert_eq!(table.insert(&tokens[5], 99, |r| &tokens[r as usize]), Some(5), "duplicate");
+        let bytes_of = |r: u32| &tokens[r as usize][..];
+        for (r, t) in tokens.iter().enumerate() {
+            assert_eq!(table.get(t, bytes_of), Some(r as u32));
+        }
+        for _ in 0..20_000 {
+            let len = 1 + (next() % 24) as usize;
+            let probe: Vec<u8> = (0..len).map(|_| b'a' + (next() % 4) as u8).collect();
+            let want = seen.get(&probe).copied();
+            assert_eq!(table.get(&probe, bytes_of), want, "{probe:?}");
+        }
+    }
+}

@@ -476,7 +476,7 @@ impl Step {
 struct CharBpe {
     vocab: FxHashMap<String, Rank>,
     /// (left id, right id) → (merge rank, merged id).
-    merges: FxHashMap<(Rank, Rank), (u32, Rank)>,
+    merges: Merges,
     unk_token: Option<String>,
     prefix: Option<String>,
     suffix: Option<String>,
@@ -552,7 +552,7 @@ impl CharBpe {
             word_start,
             char_ids,
             vocab,
-            merges,
+            merges: Merges::new(merges),
             unk_token: text("unk_token"),
             prefix,
             suffix,
@@ -593,7 +593,7 @@ impl CharBpe {
         }
         let mut lens = Vec::with_capacity(word.len());
         let mut ids = self.symbols(word, Some(&mut lens))?;
-        heap_merge(&self.merges, &mut ids, Some(&mut lens));
+        with_memo(&self.merges, |pair, _| heap_merge(pair, &mut ids, Some(&mut lens)));
         let mut at = 0;
         for len in lens {
             spans.push((at, at + len));
@@ -672,25 +672,103 @@ impl CharBpe {
 /// Words of at most this many symbols are merged by scanning rather than with a heap.
 const SHORT_WORD: usize = 64;
 
+/// A BPE model's merges: (left id, right id) → (merge rank, merged id).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Merges {
+    map: FxHashMap<(Rank, Rank), (u32, Rank)>,
+    /// A process-unique id for this table (never an address), keying each thread's memo.
+    owner: u64,
+}
+
+impl Merges {
+    pub(crate) fn new(map: FxHashMap<(Rank, Rank), (u32, Rank)>) -> Self {
+        Self { map, owner: crate::cache::next_owner_id() }
+    }
+
+    #[inline]
+    fn get(&self, a: Rank, b: Rank) -> Option<(u32, Rank)> {
+        self.map.get(&(a, b)).copied()
+    }
+}
+
+/// "No merge" in a memo slot and in the scan's pair list (no real merge has rank `u32::MAX`).
+const NO_MERGE: (u32, Rank) = (u32::MAX, 0);
+const MEMO_BITS: u32 = 14;
+
+/// One thread's buffers for merging: a direct-mapped memo of recent pair look-ups and the
+/// scan's pair list. Merging asks for the same pairs over and over (common characters and
+/// affixes); the memo (256 KiB, in L2) answers them from cache where the merges map (millions of
+/// bytes for 100k-token models) misses it. Exact: an entry is a pure function of the pair
+/// and the table, and the memo is emptied when another table (`owner`) uses it.
+struct MergeScratch {
+    owner: u64,
+    memo: Box<[(u64, (u32, Rank))]>,
+    pairs: Vec<(u32, Rank)>,
+}
+
+thread_local! {
+    static MERGE_SCRATCH: std::cell::RefCell<MergeScratch> = std::cell::RefCell::new(MergeScratch {
+        owner: 0,
+        memo: Box::default(),
+        pairs: Vec::new(),
+    });
+}
+
+/// Runs `f` with a memoized pair look-up for `merges` and a reusable pair list (or, if the
+/// thread's scratch is in use or gone, with direct look-ups and a fresh list).
+fn with_memo<T>(
+    merges: &Merges,
+    mut f: impl FnMut(&mut dyn FnMut(Rank, Rank) -> (u32, Rank), &mut Vec<(u32, Rank)>) -> T,
+) -> T {
+    let mut direct = |a: Rank, b: Rank| merges.get(a, b).unwrap_or(NO_MERGE);
+    let done = MERGE_SCRATCH.try_with(|cell| {
+        let Ok(mut scratch) = cell.try_borrow_mut() else { return None };
+        let scratch = &mut *scratch;
+        if scratch.owner != merges.owner || scratch.memo.is_empty() {
+            // Keys are (a << 32 | b) with a, b below u32::MAX, so u64::MAX is never one.
+            scratch.memo = vec![(u64::MAX, NO_MERGE); 1 << MEMO_BITS].into_boxed_slice();
+            scratch.owner = merges.owner;
+        }
+        let memo = &mut scratch.memo;
+        let mut lookup = |a: Rank, b: Rank| {
+            let key = (u64::from(a) << 32) | u64::from(b);
+            let slot = &mut memo[(key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - MEMO_BITS)) as usize];
+            if slot.0 != key {
+                *slot = (key, merges.get(a, b).unwrap_or(NO_MERGE));
+            }
+            slot.1
+        };
+        Some(f(&mut lookup, &mut scratch.pairs))
+    });
+    match done {
+        Ok(Some(t)) => t,
+        _ => f(&mut direct, &mut Vec::new()),
+    }
+}
+
 /// `tokenizers`' merge loop over a word's symbols: every adjacent pair listed in `merges`
 /// goes into a min-heap keyed by (merge rank, position); the lowest is applied unless its
 /// symbols changed since, and the pairs it forms with its neighbours are pushed.
-pub(crate) fn merge_word(merges: &FxHashMap<(Rank, Rank), (u32, Rank)>, ids: &mut Vec<Rank>) {
-    if ids.len() <= SHORT_WORD {
-        scan_merge(merges, ids);
-    } else {
-        heap_merge(merges, ids, None);
+pub(crate) fn merge_word(merges: &Merges, ids: &mut Vec<Rank>) {
+    if ids.len() < 2 {
+        return;
     }
+    with_memo(merges, |pair, pairs| {
+        if ids.len() <= SHORT_WORD {
+            scan_merge(pair, ids, pairs);
+        } else {
+            heap_merge(pair, ids, None);
+        }
+    });
 }
 
 /// The same order as [`heap_merge`] without a heap: each time, the lowest (rank, position)
 /// among the current adjacent pairs (quadratic, and faster for short words).
-fn scan_merge(merges: &FxHashMap<(Rank, Rank), (u32, Rank)>, ids: &mut Vec<Rank>) {
+fn scan_merge(pair: &mut dyn FnMut(Rank, Rank) -> (u32, Rank), ids: &mut Vec<Rank>, pairs: &mut Vec<(u32, Rank)>) {
     // pairs[i]: the merge of ids[i] and ids[i + 1] (rank, merged id), or NO_MERGE; only the
     // two pairs beside a merge are looked up again after it.
-    const NO_MERGE: (u32, Rank) = (u32::MAX, 0);
-    let pair = |a: Rank, b: Rank| merges.get(&(a, b)).copied().unwrap_or(NO_MERGE);
-    let mut pairs: Vec<(u32, Rank)> = ids.windows(2).map(|w| pair(w[0], w[1])).collect();
+    pairs.clear();
+    pairs.extend(ids.windows(2).map(|w| pair(w[0], w[1])));
     loop {
         let mut best = 0;
         for i in 1..pairs.len() {
@@ -715,7 +793,8 @@ fn scan_merge(merges: &FxHashMap<(Rank, Rank), (u32, Rank)>, ids: &mut Vec<Rank>
 }
 
 /// With `lens`, each symbol's length, summed as symbols merge.
-fn heap_merge(merges: &FxHashMap<(Rank, Rank), (u32, Rank)>, ids: &mut Vec<Rank>, mut lens: Option<&mut Vec<usize>>) {
+fn heap_merge(pair: &mut dyn FnMut(Rank, Rank) -> (u32, Rank), ids: &mut Vec<Rank>, mut lens: Option<&mut Vec<usize>>) {
+    let mut merges = |a: Rank, b: Rank| Some(pair(a, b)).filter(|&m| m != NO_MERGE);
     const NONE: usize = usize::MAX;
     let n = ids.len();
     if n < 2 {
@@ -726,14 +805,14 @@ fn heap_merge(merges: &FxHashMap<(Rank, Rank), (u32, Rank)>, ids: &mut Vec<Rank>
     let mut live = vec![true; n];
     let mut heap = BinaryHeap::new();
     for i in 0..n - 1 {
-        if let Some(&(rank, new)) = merges.get(&(ids[i], ids[i + 1])) {
+        if let Some((rank, new)) = merges(ids[i], ids[i + 1]) {
             heap.push(Reverse((rank, i, new)));
         }
     }
     while let Some(Reverse((rank, pos, new))) = heap.pop() {
         let after = next[pos];
         // Stale if either symbol changed since the pair was pushed.
-        if !live[pos] || after == NONE || merges.get(&(ids[pos], ids[after])) != Some(&(rank, new)) {
+        if !live[pos] || after == NONE || merges(ids[pos], ids[after]) != Some((rank, new)) {
             continue;
         }
         ids[pos] = new;
@@ -745,12 +824,12 @@ fn heap_merge(merges: &FxHashMap<(Rank, Rank), (u32, Rank)>, ids: &mut Vec<Rank>
         next[pos] = after2;
         if after2 != NONE {
             prev[after2] = pos;
-            if let Some(&(r, m)) = merges.get(&(new, ids[after2])) {
+            if let Some((r, m)) = merges(new, ids[after2]) {
                 heap.push(Reverse((r, pos, m)));
             }
         }
         if prev[pos] != NONE {
-            if let Some(&(r, m)) = merges.get(&(ids[prev[pos]], new)) {
+            if let Some((r, m)) = merges(ids[prev[pos]], new) {
                 heap.push(Reverse((r, prev[pos], m)));
             }
         }
@@ -1281,8 +1360,9 @@ mod tests {
     }
 
     #[test]
-    fn scan_and_heap_merges_agree() {
-        // Random merge tables over a small alphabet, so that pairs compete and chain.
+    fn scan_heap_and_memoized_merges_agree() {
+        // Random merge tables over a small alphabet, so that pairs compete and chain; each
+        // table is new to the thread's memo, which must not answer from the previous one.
         let mut seed = 0x2545_f491_4f6c_dd1du64;
         let mut next = move |n: u64| {
             seed ^= seed << 13;
@@ -1291,31 +1371,36 @@ mod tests {
             seed % n
         };
         for _ in 0..200 {
-            let mut merges = FxHashMap::default();
+            let mut map = FxHashMap::default();
             for rank in 0..40 {
-                merges.insert((next(6) as Rank, next(6) as Rank), (rank, 6 + next(10) as Rank));
+                map.insert((next(6) as Rank, next(6) as Rank), (rank, 6 + next(10) as Rank));
             }
-            for len in [2, 5, 17, 40] {
+            let merges = Merges::new(map.clone());
+            let mut direct = |a: Rank, b: Rank| map.get(&(a, b)).copied().unwrap_or(NO_MERGE);
+            for len in [2, 5, 17, 40, 70, 130] {
                 let ids: Vec<Rank> = (0..len).map(|_| next(16) as Rank).collect();
-                let (mut a, mut b) = (ids.clone(), ids);
-                scan_merge(&merges, &mut a);
-                heap_merge(&merges, &mut b, None);
+                let (mut a, mut b, mut c) = (ids.clone(), ids.clone(), ids);
+                scan_merge(&mut direct, &mut a, &mut Vec::new());
+                heap_merge(&mut direct, &mut b, None);
+                merge_word(&merges, &mut c);
                 assert_eq!(a, b);
+                assert_eq!(a, c);
             }
         }
     }
 
     #[test]
     fn heap_merge_applies_lowest_rank_first() {
-        let mut merges = FxHashMap::default();
-        merges.insert((1, 2), (1, 10));
-        merges.insert((2, 3), (0, 11));
-        merges.insert((1, 11), (2, 12));
+        let mut map = FxHashMap::default();
+        map.insert((1, 2), (1, 10));
+        map.insert((2, 3), (0, 11));
+        map.insert((1, 11), (2, 12));
+        let mut merges = |a: Rank, b: Rank| map.get(&(a, b)).copied().unwrap_or(NO_MERGE);
         let mut ids = vec![1, 2, 3];
-        heap_merge(&merges, &mut ids, None);
+        heap_merge(&mut merges, &mut ids, None);
         assert_eq!(ids, [12]);
         let mut ids = vec![1, 2, 1, 2];
-        heap_merge(&merges, &mut ids, None);
+        heap_merge(&mut merges, &mut ids, None);
         assert_eq!(ids, [10, 10]);
     }
 }
