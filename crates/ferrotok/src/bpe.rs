@@ -16,7 +16,7 @@
 //! result needs no further lookup. Their buffers live in a `Scratch` that the caller reuses
 //! across the pieces of a text, so merging allocates nothing in the steady state.
 
-use crate::cache::{PieceCache, MAX_PIECE};
+use crate::cache::{PieceCache, MAX_PIECE, SHORT_IDS, SHORT_PIECE};
 use crate::error::{Error, Result};
 use crate::table;
 use crate::vocab::{Rank, Vocab};
@@ -85,6 +85,9 @@ pub fn encode_piece(
         out.push(r);
         return Ok(());
     }
+    if piece.len() <= SHORT_PIECE {
+        return encode_short(vocab, piece, offset, out, scratch);
+    }
     if let Some(r) = vocab.rank(piece) {
         out.push(r);
         return Ok(());
@@ -101,6 +104,43 @@ pub fn encode_piece(
     let start = out.len();
     merge(vocab, piece, offset, out, scratch)?;
     scratch.cache.put(piece, h, &out[start..]);
+    Ok(())
+}
+
+/// `encode_piece` for pieces of 2..=`SHORT_PIECE` bytes, nearly all of real text: the short
+/// table first (one cache line, single tokens included), then the vocabulary, then the
+/// general cache and merging. Every answer stored is what the vocabulary or merging gave for
+/// these exact bytes, so a hit is exact.
+#[inline(always)]
+fn encode_short(vocab: &Vocab, piece: &[u8], offset: usize, out: &mut Vec<Rank>, scratch: &mut Scratch) -> Result<()> {
+    let n = piece.len();
+    let (w0, w1) = (table::head(piece), table::second(piece));
+    let h = table::hash16(w0, w1, n);
+    scratch.bind(vocab);
+    if let Some(ids) = scratch.cache.get_short(w0, w1, n, h) {
+        // At most `SHORT_IDS` ids: pushed one by one, which is cheaper than a copy call.
+        for &id in ids {
+            out.push(id);
+        }
+        return Ok(());
+    }
+    if let Some(r) = vocab.rank_hashed(piece, w0, h) {
+        out.push(r);
+        scratch.cache.put_short(w0, w1, n, h, &[r]);
+        return Ok(());
+    }
+    if let Some(ids) = scratch.cache.get(piece, h) {
+        out.extend_from_slice(ids);
+        return Ok(());
+    }
+    let start = out.len();
+    merge_small(vocab, piece, offset, out, scratch)?;
+    let ids = &out[start..];
+    if ids.len() <= SHORT_IDS {
+        scratch.cache.put_short(w0, w1, n, h, ids);
+    } else {
+        scratch.cache.put(piece, h, ids);
+    }
     Ok(())
 }
 

@@ -37,27 +37,58 @@ impl std::fmt::Debug for TokenTable {
 }
 
 /// The first (up to) 8 bytes, little-endian, zero-padded.
+///
+/// Shorter strings are read with two overlapping loads (the first and the last 4 or 2
+/// bytes) instead of a loop over the bytes; the overlap holds the same bytes in both, so the
+/// OR is exact.
 #[inline(always)]
 pub fn head(b: &[u8]) -> u64 {
     if let Some(first) = b.first_chunk::<8>() {
         return u64::from_le_bytes(*first);
     }
-    let mut v = 0u64;
-    for (i, &x) in b.iter().enumerate() {
-        v |= u64::from(x) << (8 * i);
+    let n = b.len();
+    if let (Some(lo), Some(hi)) = (b.first_chunk::<4>(), b.last_chunk::<4>()) {
+        return u64::from(u32::from_le_bytes(*lo)) | (u64::from(u32::from_le_bytes(*hi)) << (8 * (n - 4)));
     }
-    v
+    if let (Some(lo), Some(hi)) = (b.first_chunk::<2>(), b.last_chunk::<2>()) {
+        return u64::from(u16::from_le_bytes(*lo)) | (u64::from(u16::from_le_bytes(*hi)) << (8 * (n - 2)));
+    }
+    b.first().map_or(0, |&x| u64::from(x))
 }
+
+/// Bytes 8..16 of `b` (`b.len() <= 16`), little-endian, zero-padded: the second word of a
+/// short string, as `hash` reads it.
+#[inline(always)]
+pub fn second(b: &[u8]) -> u64 {
+    match b.len() {
+        16 => b.last_chunk::<8>().map_or(0, |c| u64::from_le_bytes(*c)),
+        // The last 8 bytes, shifted so that byte 8 comes first.
+        n @ 9..=15 => b.last_chunk::<8>().map_or(0, |c| u64::from_le_bytes(*c) >> (8 * (16 - n))),
+        _ => 0,
+    }
+}
+
+const K: u64 = 0x9E37_79B9_7F4A_7C15;
 
 /// A fast hash of short byte strings (also used by the piece cache).
 #[inline(always)]
 pub fn hash(head: u64, b: &[u8]) -> u64 {
-    const K: u64 = 0x9E37_79B9_7F4A_7C15;
     let mut h = (head ^ (b.len() as u64).rotate_left(56)).wrapping_mul(K);
     if b.len() > 8 {
         for chunk in b[8..].chunks(8) {
             h = (h.rotate_left(23) ^ self::head(chunk)).wrapping_mul(K);
         }
+    }
+    h ^ (h >> 31)
+}
+
+/// `hash` of a string of `len <= 16` bytes whose two words are `w0 = head(b)` and
+/// `w1 = second(b)`: the same value, without touching the bytes again.
+#[inline(always)]
+pub fn hash16(w0: u64, w1: u64, len: usize) -> u64 {
+    let mut h = (w0 ^ (len as u64).rotate_left(56)).wrapping_mul(K);
+    if len > 8 {
+        h = (h.rotate_left(23) ^ w1).wrapping_mul(K);
     }
     h ^ (h >> 31)
 }
@@ -107,7 +138,12 @@ impl TokenTable {
     #[inline(always)]
     pub fn get<'a>(&self, token: &[u8], bytes_of: impl Fn(u32) -> &'a [u8]) -> Option<u32> {
         let h = head(token);
-        let hv = hash(h, token);
+        self.get_hashed(token, h, hash(h, token), bytes_of)
+    }
+
+    /// `get` with `h = head(token)` and `hv = hash(h, token)` already computed.
+    #[inline(always)]
+    pub fn get_hashed<'a>(&self, token: &[u8], h: u64, hv: u64, bytes_of: impl Fn(u32) -> &'a [u8]) -> Option<u32> {
         let (w, b) = self.filter_bit(hv);
         if self.filter[w] & b == 0 {
             return None;
@@ -168,6 +204,23 @@ mod tests {
             let probe: Vec<u8> = (0..len).map(|_| b'a' + (next() % 4) as u8).collect();
             let want = seen.get(&probe).copied();
             assert_eq!(table.get(&probe, bytes_of), want, "{probe:?}");
+        }
+    }
+
+    /// The two-load `head`, `second` and `hash16` equal the byte-at-a-time definitions on
+    /// every length they serve.
+    #[test]
+    fn short_string_words_match_the_byte_loop() {
+        let naive = |b: &[u8]| b.iter().take(8).enumerate().fold(0u64, |v, (i, &x)| v | (u64::from(x) << (8 * i)));
+        let data: Vec<u8> = (0..40u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8 | 1).collect();
+        for start in 0..8 {
+            for len in 0..=16 {
+                let b = &data[start..start + len];
+                assert_eq!(head(b), naive(b), "head of {len} bytes");
+                let w1 = if len > 8 { naive(&b[8..]) } else { 0 };
+                assert_eq!(second(b), w1, "second word of {len} bytes");
+                assert_eq!(hash16(head(b), second(b), len), hash(head(b), b), "hash of {len} bytes");
+            }
         }
     }
 }

@@ -204,6 +204,12 @@ impl Vocab {
         self.encoder.get(token, |r| span_bytes(&self.bytes, &self.spans, r))
     }
 
+    /// `rank` with the token's `table::head` and `table::hash` already computed.
+    #[inline]
+    pub fn rank_hashed(&self, token: &[u8], head: u64, hash: u64) -> Option<Rank> {
+        self.encoder.get_hashed(token, head, hash, |r| span_bytes(&self.bytes, &self.spans, r))
+    }
+
     /// The rank of a single byte, if the vocabulary has it.
     #[inline]
     pub fn byte_rank(&self, byte: u8) -> Option<Rank> {

@@ -105,6 +105,22 @@ fn is_punct(c: u8) -> bool {
     c & PUNCT_MASK == 0
 }
 
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// How many of the 8 bytes of `x` (little-endian: the first byte is the lowest) are ASCII
+/// letters before the first one that is not. Per byte, without carries between bytes (every
+/// sum stays below 0x100): fold case by setting bit 5 (only `A-Z` and `a-z` then land in
+/// `0x61..=0x7A`), then test `>= 0x61` and `>= 0x7B` through the high bit of a sum, and
+/// require the original high bit clear (ASCII).
+#[inline(always)]
+fn ascii_letters(x: u64) -> usize {
+    let y = (x | 0x2020_2020_2020_2020) & !HI;
+    let ge_a = y.wrapping_add(0x1F1F_1F1F_1F1F_1F1F);
+    let ge_brace = y.wrapping_add(0x0505_0505_0505_0505);
+    let letters = ge_a & !ge_brace & !x & HI;
+    ((!letters & HI).trailing_zeros() / 8) as usize
+}
+
 /// Non-ASCII characters that `(?i:…)` folds onto the contraction letters (e.g. `ſ` for `s`).
 fn folded_letters() -> &'static [(u8, char)] {
     static F: OnceLock<Vec<(u8, char)>> = OnceLock::new();
@@ -158,6 +174,23 @@ impl Scanner<'_> {
             i += l;
         }
         i
+    }
+
+    /// `self.run(i, |c| c & L != 0)`, eight ASCII bytes at a time: the ASCII letters are
+    /// exactly `[A-Za-z]` in `\p{L}`, so a word of them is measured with one load and a few
+    /// word operations (`ascii_letters`); the run goes on through the general loop only when
+    /// a non-ASCII character (which may be a letter) ends the ASCII part.
+    #[inline(always)]
+    fn run_letters(&self, mut i: usize) -> usize {
+        let t = self.t;
+        while let Some(w) = t.get(i..).and_then(|r| r.first_chunk::<8>()) {
+            let k = ascii_letters(u64::from_le_bytes(*w));
+            i += k;
+            if k < 8 {
+                return if t[i] < 0x80 { i } else { self.run(i, |c| c & L != 0) };
+            }
+        }
+        self.run(i, |c| c & L != 0)
     }
 
     /// `\p{N}{1,3}` once the first digit ends at `e`: up to two more digits.
@@ -268,7 +301,7 @@ impl Scanner<'_> {
         // ` ?X++`: with the optional space when a space is followed by something.
         let (j, cj) = if b == b' ' && i + 1 < n { (i + 1, self.at(i + 1).0) } else { (i, c) };
         if cj & L != 0 {
-            return self.run(j, |c| c & L != 0);
+            return self.run_letters(j);
         }
         if cj & N != 0 {
             return self.run(j, |c| c & N != 0);
@@ -318,10 +351,10 @@ impl Scanner<'_> {
         }
         let (c, l) = self.at(i);
         if c & L != 0 {
-            return self.run(i + l, |c| c & L != 0);
+            return self.run_letters(i + l);
         }
         if c & (NL | N) == 0 && i + l < n && self.at(i + l).0 & L != 0 {
-            return self.run(i + l, |c| c & L != 0);
+            return self.run_letters(i + l);
         }
         if c & N != 0 {
             return if DIGITS == 1 { i + l } else { self.up_to_three_digits(i + l) };
@@ -482,8 +515,26 @@ mod tests {
             "!!!\n\n",
             " !!!/\n/",
             "😀😀 emoji 👍🏽",
+            // Letter runs across the 8-byte words, ending in each kind of character and at the end.
+            "abcdefgh abcdefghijklmnopq ABCDEFGHIJKLMNOPQRSTUVWXYZ@[`{ zzzzzzzzé zzzzzzzzzé1 Qwertyuiop'",
+            "Straße naïveté Überall ThisIsALongIdentifierName_withUnderscore x1234567 abcdefg",
+            "abcdefghijklmnop",
+            "abcdefghijklmno\u{301}",
         ] {
             check(text);
+        }
+    }
+
+    /// `ascii_letters` against the definition, for every byte value in every position.
+    #[test]
+    fn ascii_letters_counts_the_leading_letters() {
+        for pos in 0..8 {
+            for b in 0..=255u8 {
+                let mut w = *b"abcdefgh";
+                w[pos] = b;
+                let want = w.iter().take_while(|c| c.is_ascii_alphabetic()).count();
+                assert_eq!(ascii_letters(u64::from_le_bytes(w)), want, "byte {b:#x} at {pos}");
+            }
         }
     }
 
