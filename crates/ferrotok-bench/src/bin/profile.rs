@@ -9,7 +9,7 @@ use std::time::Instant;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let (Some(name), Some(path)) = (args.get(1), args.get(2)) else {
-        return Err("usage: profile ENCODING FILE [REPEAT] [split|regex|encode|count|passes]".into());
+        return Err("usage: profile ENCODING FILE [REPEAT] [split|regex|encode|count|passes [WARMUP_FILE]]".into());
     };
     let repeat: usize = args.get(3).map_or(Ok(3), |s| s.parse())?;
     let only = args.get(4).map(String::as_str);
@@ -35,7 +35,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     run("encode", &|| Ok(enc.encode_ordinary(&text)?.len()))?;
     run("count", &|| enc.count(&text, &ferrotok::Allowed::None, &ferrotok::Disallowed::Some(vec![])))?;
     if only == Some("passes") {
-        // The first pass over text this process has not seen, then the best warm pass.
+        // The first pass over text this process has not seen (after warming up on the file
+        // given as the fifth argument, if any), then the best warm pass.
+        if let Some(warm) = args.get(5) {
+            std::hint::black_box(enc.encode_ordinary(&std::fs::read_to_string(warm)?)?);
+        }
         let mut times = Vec::new();
         for _ in 0..repeat.max(2) {
             let t0 = Instant::now();

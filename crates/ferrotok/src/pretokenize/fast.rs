@@ -121,6 +121,17 @@ fn ascii_letters(x: u64) -> usize {
     ((!letters & HI).trailing_zeros() / 8) as usize
 }
 
+/// How many of the 8 bytes of `x` are `[a-z]` before the first one that is not (as
+/// `ascii_letters`, without the case fold).
+#[inline(always)]
+fn ascii_lower(x: u64) -> usize {
+    let y = x & !HI;
+    let ge_a = y.wrapping_add(0x1F1F_1F1F_1F1F_1F1F);
+    let ge_brace = y.wrapping_add(0x0505_0505_0505_0505);
+    let lower = ge_a & !ge_brace & !x & HI;
+    ((!lower & HI).trailing_zeros() / 8) as usize
+}
+
 /// Non-ASCII characters that `(?i:…)` folds onto the contraction letters (e.g. `ſ` for `s`).
 fn folded_letters() -> &'static [(u8, char)] {
     static F: OnceLock<Vec<(u8, char)>> = OnceLock::new();
@@ -181,16 +192,31 @@ impl Scanner<'_> {
     /// word operations (`ascii_letters`); the run goes on through the general loop only when
     /// a non-ASCII character (which may be a letter) ends the ASCII part.
     #[inline(always)]
-    fn run_letters(&self, mut i: usize) -> usize {
+    fn run_letters(&self, i: usize) -> usize {
+        self.run_ascii(i, ascii_letters, L)
+    }
+
+    /// `self.run(i, |c| c & LO != 0)` the same way: the ASCII members of o200k's lower class
+    /// (`\p{Ll}\p{Lm}\p{Lo}\p{M}`) are exactly `[a-z]`.
+    #[inline(always)]
+    fn run_lower(&self, i: usize) -> usize {
+        self.run_ascii(i, ascii_lower, LO)
+    }
+
+    /// The run from `i` of characters in `class`, whose ASCII members are exactly the bytes
+    /// `count` counts (the test `ascii_classes_are_what_the_word_counts_assume` checks it
+    /// against the class table).
+    #[inline(always)]
+    fn run_ascii(&self, mut i: usize, count: impl Fn(u64) -> usize, class: u8) -> usize {
         let t = self.t;
         while let Some(w) = t.get(i..).and_then(|r| r.first_chunk::<8>()) {
-            let k = ascii_letters(u64::from_le_bytes(*w));
+            let k = count(u64::from_le_bytes(*w));
             i += k;
             if k < 8 {
-                return if t[i] < 0x80 { i } else { self.run(i, |c| c & L != 0) };
+                return if t[i] < 0x80 { i } else { self.run(i, |c| c & class != 0) };
             }
         }
-        self.run(i, |c| c & L != 0)
+        self.run(i, |c| c & class != 0)
     }
 
     /// `\p{N}{1,3}` once the first digit ends at `e`: up to two more digits.
@@ -401,7 +427,7 @@ impl Scanner<'_> {
         if i < n {
             let (c, _) = self.at(i);
             if c & LO != 0 {
-                return Some(self.run(i, |c| c & LO != 0));
+                return Some(self.run_lower(i));
             }
         }
         // Give back U characters until one in LO starts the [LO]+ run; the characters after
@@ -413,7 +439,7 @@ impl Scanner<'_> {
     #[inline]
     fn o200k_upper_then_lower(&self, j: usize) -> Option<usize> {
         let e = self.run(j, |c| c & UP != 0);
-        (e > j).then(|| self.run(e, |c| c & LO != 0))
+        (e > j).then(|| self.run_lower(e))
     }
 
     /// `(?i:'s|'t|'re|'ve|'m|'ll|'d)?` at `e`.
@@ -520,12 +546,14 @@ mod tests {
             "Straße naïveté Überall ThisIsALongIdentifierName_withUnderscore x1234567 abcdefg",
             "abcdefghijklmnop",
             "abcdefghijklmno\u{301}",
+            "lowercaseonly UPPERCASEONLY MixedCaseWordsHere camelCaseIdentifierName abcdefghé ABCDEFGHé's",
         ] {
             check(text);
         }
     }
 
-    /// `ascii_letters` against the definition, for every byte value in every position.
+    /// `ascii_letters` and `ascii_lower` against their definitions, for every byte value in
+    /// every position.
     #[test]
     fn ascii_letters_counts_the_leading_letters() {
         for pos in 0..8 {
@@ -534,7 +562,21 @@ mod tests {
                 w[pos] = b;
                 let want = w.iter().take_while(|c| c.is_ascii_alphabetic()).count();
                 assert_eq!(ascii_letters(u64::from_le_bytes(w)), want, "byte {b:#x} at {pos}");
+                let want = w.iter().take_while(|c| c.is_ascii_lowercase()).count();
+                assert_eq!(ascii_lower(u64::from_le_bytes(w)), want, "byte {b:#x} at {pos}");
             }
+        }
+    }
+
+    /// The word-at-a-time runs assume that the ASCII members of `\p{L}` are `[A-Za-z]` and
+    /// those of o200k's lower class `[a-z]`; the class table (from the regex's own Unicode
+    /// tables) must say so.
+    #[test]
+    fn ascii_classes_are_what_the_word_counts_assume() {
+        let tab = table();
+        for b in 0..0x80u8 {
+            assert_eq!(tab[b as usize] & L != 0, b.is_ascii_alphabetic(), "{b:#x} in \\p{{L}}");
+            assert_eq!(tab[b as usize] & LO != 0, b.is_ascii_lowercase(), "{b:#x} in o200k's lower class");
         }
     }
 
