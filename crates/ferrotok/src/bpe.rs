@@ -16,7 +16,7 @@
 //! result needs no further lookup. Their buffers live in a `Scratch` that the caller reuses
 //! across the pieces of a text, so merging allocates nothing in the steady state.
 
-use crate::cache::{PieceCache, MAX_PIECE, SHORT_IDS, SHORT_PIECE};
+use crate::cache::{PieceCache, ShortKey, MAX_PIECE, SHORT_IDS, SHORT_PIECE};
 use crate::error::{Error, Result};
 use crate::table;
 use crate::vocab::{Rank, Vocab};
@@ -113,23 +113,21 @@ pub fn encode_piece(
 /// these exact bytes, so a hit is exact.
 #[inline(always)]
 fn encode_short(vocab: &Vocab, piece: &[u8], offset: usize, out: &mut Vec<Rank>, scratch: &mut Scratch) -> Result<()> {
-    let n = piece.len();
-    let (w0, w1) = (table::head(piece), table::second(piece));
-    let h = table::hash16(w0, w1, n);
+    let Some(k) = ShortKey::of(piece) else { return merge(vocab, piece, offset, out, scratch) };
     scratch.bind(vocab);
-    if let Some(ids) = scratch.cache.get_short(w0, w1, n, h) {
+    if let Some(ids) = scratch.cache.short().get(&k) {
         // At most `SHORT_IDS` ids: pushed one by one, which is cheaper than a copy call.
         for &id in ids {
             out.push(id);
         }
         return Ok(());
     }
-    if let Some(r) = vocab.rank_hashed(piece, w0, h) {
+    if let Some(r) = vocab.rank_hashed(piece, k.w0, k.h) {
         out.push(r);
-        scratch.cache.put_short(w0, w1, n, h, &[r]);
+        scratch.cache.short().put(&k, &[r]);
         return Ok(());
     }
-    if let Some(ids) = scratch.cache.get(piece, h) {
+    if let Some(ids) = scratch.cache.get(piece, k.h) {
         out.extend_from_slice(ids);
         return Ok(());
     }
@@ -137,9 +135,9 @@ fn encode_short(vocab: &Vocab, piece: &[u8], offset: usize, out: &mut Vec<Rank>,
     merge_small(vocab, piece, offset, out, scratch)?;
     let ids = &out[start..];
     if ids.len() <= SHORT_IDS {
-        scratch.cache.put_short(w0, w1, n, h, ids);
+        scratch.cache.short().put(&k, ids);
     } else {
-        scratch.cache.put(piece, h, ids);
+        scratch.cache.put(piece, k.h, ids);
     }
     Ok(())
 }

@@ -91,7 +91,81 @@ struct ShortSet([Short; 2]);
 #[derive(Debug, Default)]
 pub struct PieceCache {
     slots: Vec<Entry>,
-    short: Vec<ShortSet>,
+    short: ShortTable,
+}
+
+/// The short table alone: 2-way sets of `Short` entries (see `ShortSet`), inside each
+/// `PieceCache`. (Put in front of the `tokenizer.json` byte-level path's own caches, it made
+/// callgrind's estimate of Llama 3 and Qwen3 passes worse, not better, so it is not used there.)
+#[derive(Debug, Default)]
+pub struct ShortTable {
+    sets: Vec<ShortSet>,
+}
+
+/// Where a piece of 2..=`SHORT_PIECE` bytes goes in a short table: its two words
+/// (`table::head`, `table::second`), its length, and `table::hash` of it (the hash the
+/// vocabulary's `TokenTable` uses too, so one computation serves both).
+#[derive(Clone, Copy, Debug)]
+pub struct ShortKey {
+    pub w0: u64,
+    pub w1: u64,
+    pub len: usize,
+    pub h: u64,
+}
+
+impl ShortKey {
+    /// The key of `piece`, if it is short enough (and not a single byte).
+    #[inline(always)]
+    pub fn of(piece: &[u8]) -> Option<Self> {
+        let len = piece.len();
+        if !(2..=SHORT_PIECE).contains(&len) {
+            return None;
+        }
+        let (w0, w1) = (crate::table::head(piece), crate::table::second(piece));
+        Some(Self { w0, w1, len, h: crate::table::hash16(w0, w1, len) })
+    }
+}
+
+impl ShortTable {
+    /// A table of `entries` entries (a power of two, or 0 for none).
+    pub fn new(entries: usize) -> Self {
+        Self { sets: vec![ShortSet::default(); entries / 2] }
+    }
+
+    /// Forgets every entry.
+    pub fn clear(&mut self) {
+        self.sets.fill(ShortSet::default());
+    }
+
+    /// The ids stored for the piece of key `k`.
+    #[inline(always)]
+    pub fn get(&mut self, k: &ShortKey) -> Option<&[u32]> {
+        let mask = self.sets.len().wrapping_sub(1);
+        let set = &mut self.sets.get_mut(k.h as usize & mask)?.0;
+        if !set[0].is(k.w0, k.w1, k.len) {
+            if !set[1].is(k.w0, k.w1, k.len) {
+                return None;
+            }
+            set.swap(0, 1);
+        }
+        Some(&set[0].ids[..usize::from(set[0].n)])
+    }
+
+    /// Stores `ids` (at most `SHORT_IDS`; more are not stored) for the piece of key `k`.
+    #[inline(always)]
+    pub fn put(&mut self, k: &ShortKey, ids: &[u32]) {
+        let mask = self.sets.len().wrapping_sub(1);
+        let (Some(set), Ok(n), Ok(len)) =
+            (self.sets.get_mut(k.h as usize & mask), u8::try_from(ids.len()), u8::try_from(k.len))
+        else {
+            return;
+        };
+        let mut e = Short { w0: k.w0, w1: k.w1, len, n, ids: [0; SHORT_IDS] };
+        let Some(dst) = e.ids.get_mut(..ids.len()) else { return };
+        dst.copy_from_slice(ids);
+        set.0[1] = set.0[0];
+        set.0[0] = e;
+    }
 }
 
 impl PieceCache {
@@ -101,7 +175,7 @@ impl PieceCache {
             slots: std::iter::repeat_with(Entry::default)
                 .take(if slots == 0 { 0 } else { (slots * GENERAL_PER_SLOT).max(2) })
                 .collect(),
-            short: vec![ShortSet::default(); slots * SHORT_PER_SLOT / 2],
+            short: ShortTable::new(slots * SHORT_PER_SLOT),
         }
     }
 
@@ -112,7 +186,7 @@ impl PieceCache {
             e.key.clear();
             e.ids.clear();
         }
-        self.short.fill(ShortSet::default());
+        self.short.clear();
     }
 
     /// The cached ids of `piece` (whose hash is `h`), if present. The general table is
@@ -156,36 +230,10 @@ impl PieceCache {
         self.slots.get_mut(first..first + 2)
     }
 
-    /// The ids cached in the short table for the piece of `len` (2..=`SHORT_PIECE`) bytes
-    /// whose words are `w0`, `w1` (`table::head`, `table::second`) and hash `h`.
+    /// This vocabulary's short table.
     #[inline(always)]
-    pub fn get_short(&mut self, w0: u64, w1: u64, len: usize, h: u64) -> Option<&[u32]> {
-        let mask = self.short.len().wrapping_sub(1);
-        let set = &mut self.short.get_mut(h as usize & mask)?.0;
-        if !set[0].is(w0, w1, len) {
-            if !set[1].is(w0, w1, len) {
-                return None;
-            }
-            set.swap(0, 1);
-        }
-        Some(&set[0].ids[..usize::from(set[0].n)])
-    }
-
-    /// Stores `ids` (at most `SHORT_IDS`) for that piece in the short table; more ids are
-    /// not stored.
-    #[inline(always)]
-    pub fn put_short(&mut self, w0: u64, w1: u64, len: usize, h: u64, ids: &[u32]) {
-        let mask = self.short.len().wrapping_sub(1);
-        let (Some(set), Ok(n), Ok(len)) =
-            (self.short.get_mut(h as usize & mask), u8::try_from(ids.len()), u8::try_from(len))
-        else {
-            return;
-        };
-        let mut e = Short { w0, w1, len, n, ids: [0; SHORT_IDS] };
-        let Some(dst) = e.ids.get_mut(..ids.len()) else { return };
-        dst.copy_from_slice(ids);
-        set.0[1] = set.0[0];
-        set.0[0] = e;
+    pub fn short(&mut self) -> &mut ShortTable {
+        &mut self.short
     }
 }
 
@@ -312,27 +360,33 @@ mod tests {
         assert_eq!(c.get(b"uvw", 4), Some(&[5, 6, 7][..]));
         let mut off = PieceCache::new(0);
         assert_eq!(off.get(b"abc", 0), None);
-        assert_eq!(off.get_short(1, 0, 2, 0), None);
+        let k = ShortKey { w0: 1, w1: 0, len: 2, h: 0 };
+        assert_eq!(off.short().get(&k), None);
     }
 
     #[test]
     fn short_table_keys_on_both_words_and_the_length() {
-        // One slot: 4 short entries, 2 sets of 2; the odd hashes 1, 5 and 9 share set 1.
-        let mut c = PieceCache::new(1);
-        c.put_short(0x6261, 0, 2, 1, &[7]);
-        assert_eq!(c.get_short(0x6261, 0, 2, 1), Some(&[7][..]));
-        assert_eq!(c.get_short(0x6261, 0, 3, 1), None, "same words, other length (a trailing NUL)");
-        assert_eq!(c.get_short(0x6261, 5, 2, 1), None, "other second word");
-        c.put_short(0x6162, 9, 12, 5, &[1, 2, 3]);
-        assert_eq!(c.get_short(0x6261, 0, 2, 1), Some(&[7][..]), "second way");
-        assert_eq!(c.get_short(0x6162, 9, 12, 5), Some(&[1, 2, 3][..]), "first way");
-        c.put_short(0x6164, 0, 4, 9, &[4]);
-        assert_eq!(c.get_short(0x6261, 0, 2, 1), None, "the set's older entry was dropped");
-        assert_eq!(c.get_short(0x6162, 9, 12, 5), Some(&[1, 2, 3][..]), "hit last: kept");
-        assert_eq!(c.get_short(0x6164, 0, 4, 9), Some(&[4][..]));
-        c.put_short(0x6163, 0, 4, 2, &[1, 2, 3, 4]);
-        assert_eq!(c.get_short(0x6163, 0, 4, 2), None, "too many ids: not stored");
+        // 4 entries: 2 sets of 2; the odd hashes 1, 5 and 9 share set 1.
+        let mut c = ShortTable::new(4);
+        let k = |w0, w1, len, h| ShortKey { w0, w1, len, h };
+        c.put(&k(0x6261, 0, 2, 1), &[7]);
+        assert_eq!(c.get(&k(0x6261, 0, 2, 1)), Some(&[7][..]));
+        assert_eq!(c.get(&k(0x6261, 0, 3, 1)), None, "same words, other length (a trailing NUL)");
+        assert_eq!(c.get(&k(0x6261, 5, 2, 1)), None, "other second word");
+        c.put(&k(0x6162, 9, 12, 5), &[1, 2, 3]);
+        assert_eq!(c.get(&k(0x6261, 0, 2, 1)), Some(&[7][..]), "second way");
+        assert_eq!(c.get(&k(0x6162, 9, 12, 5)), Some(&[1, 2, 3][..]), "first way");
+        c.put(&k(0x6164, 0, 4, 9), &[4]);
+        assert_eq!(c.get(&k(0x6261, 0, 2, 1)), None, "the set's older entry was dropped");
+        assert_eq!(c.get(&k(0x6162, 9, 12, 5)), Some(&[1, 2, 3][..]), "hit last: kept");
+        assert_eq!(c.get(&k(0x6164, 0, 4, 9)), Some(&[4][..]));
+        c.put(&k(0x6163, 0, 4, 2), &[1, 2, 3, 4]);
+        assert_eq!(c.get(&k(0x6163, 0, 4, 2)), None, "too many ids: not stored");
         c.clear();
-        assert_eq!(c.get_short(0x6162, 9, 12, 5), None, "cleared");
+        assert_eq!(c.get(&k(0x6162, 9, 12, 5)), None, "cleared");
+        let piece = b"hello world!";
+        let key = ShortKey::of(piece).unwrap();
+        assert_eq!(key.h, crate::table::hash(crate::table::head(piece), piece), "the vocabulary's hash");
+        assert!(ShortKey::of(b"x").is_none() && ShortKey::of(&[b'a'; 17]).is_none());
     }
 }
