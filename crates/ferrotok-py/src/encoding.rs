@@ -67,17 +67,14 @@ impl IntCache {
             py,
             ids.iter().map(|&id| {
                 let i = id as usize;
-                match blocks.get(i / INT_BLOCK) {
-                    Some(cell) => {
-                        let block = cell.get_or_init(|| {
-                            let first = i / INT_BLOCK * INT_BLOCK;
-                            (first..(first + INT_BLOCK).min(self.size)).map(|j| PyInt::new(py, j).unbind()).collect()
-                        });
-                        match block.get(i % INT_BLOCK) {
-                            Some(int) => int.bind(py).clone(),
-                            None => PyInt::new(py, id),
-                        }
-                    }
+                let block = blocks.get(i / INT_BLOCK).map(|cell| {
+                    cell.get_or_init(|| {
+                        let first = i / INT_BLOCK * INT_BLOCK;
+                        (first..(first + INT_BLOCK).min(self.size)).map(|j| PyInt::new(py, j).unbind()).collect()
+                    })
+                });
+                match block.and_then(|b| b.get(i % INT_BLOCK)) {
+                    Some(int) => int.bind(py).clone(),
                     None => PyInt::new(py, id),
                 }
             }),

@@ -16,7 +16,7 @@
 //! result needs no further lookup. Their buffers live in a `Scratch` that the caller reuses
 //! across the pieces of a text, so merging allocates nothing in the steady state.
 
-use crate::cache::{PieceCache, ShortKey, MAX_PIECE, SHORT_IDS, SHORT_PIECE};
+use crate::cache::{PieceCache, ShortKey, MAX_PIECE, SHORT_IDS};
 use crate::error::{Error, Result};
 use crate::table;
 use crate::vocab::{Rank, Vocab};
@@ -85,8 +85,8 @@ pub fn encode_piece(
         out.push(r);
         return Ok(());
     }
-    if piece.len() <= SHORT_PIECE {
-        return encode_short(vocab, piece, offset, out, scratch);
+    if let Some(k) = ShortKey::of(piece) {
+        return encode_short(vocab, piece, k, offset, out, scratch);
     }
     if let Some(r) = vocab.rank(piece) {
         out.push(r);
@@ -107,13 +107,19 @@ pub fn encode_piece(
     Ok(())
 }
 
-/// `encode_piece` for pieces of 2..=`SHORT_PIECE` bytes, nearly all of real text: the short
+/// `encode_piece` for pieces of 2..=`cache::SHORT_PIECE` bytes (key `k`), nearly all of real text: the short
 /// table first (one cache line, single tokens included), then the vocabulary, then the
 /// general cache and merging. Every answer stored is what the vocabulary or merging gave for
 /// these exact bytes, so a hit is exact.
 #[inline(always)]
-fn encode_short(vocab: &Vocab, piece: &[u8], offset: usize, out: &mut Vec<Rank>, scratch: &mut Scratch) -> Result<()> {
-    let Some(k) = ShortKey::of(piece) else { return merge(vocab, piece, offset, out, scratch) };
+fn encode_short(
+    vocab: &Vocab,
+    piece: &[u8],
+    k: ShortKey,
+    offset: usize,
+    out: &mut Vec<Rank>,
+    scratch: &mut Scratch,
+) -> Result<()> {
     scratch.bind(vocab);
     if let Some(ids) = scratch.cache.short().get(&k) {
         // At most `SHORT_IDS` ids: pushed one by one, which is cheaper than a copy call.

@@ -107,29 +107,30 @@ fn is_punct(c: u8) -> bool {
 
 const HI: u64 = 0x8080_8080_8080_8080;
 
-/// How many of the 8 bytes of `x` (little-endian: the first byte is the lowest) are ASCII
-/// letters before the first one that is not. Per byte, without carries between bytes (every
-/// sum stays below 0x100): fold case by setting bit 5 (only `A-Z` and `a-z` then land in
-/// `0x61..=0x7A`), then test `>= 0x61` and `>= 0x7B` through the high bit of a sum, and
-/// require the original high bit clear (ASCII).
+/// How many of the 8 bytes of `x` (little-endian: the first byte is the lowest) are in
+/// `[a-z]`, after OR-ing each byte with `fold`, before the first one that is not. Per byte,
+/// without carries between bytes (every sum stays below 0x100): test `>= 0x61` and `>= 0x7B`
+/// through the high bit of a sum, and require the original high bit clear (ASCII).
 #[inline(always)]
-fn ascii_letters(x: u64) -> usize {
-    let y = (x | 0x2020_2020_2020_2020) & !HI;
+fn ascii_lower_after(x: u64, fold: u64) -> usize {
+    let y = (x | fold) & !HI;
     let ge_a = y.wrapping_add(0x1F1F_1F1F_1F1F_1F1F);
     let ge_brace = y.wrapping_add(0x0505_0505_0505_0505);
-    let letters = ge_a & !ge_brace & !x & HI;
-    ((!letters & HI).trailing_zeros() / 8) as usize
+    let hits = ge_a & !ge_brace & !x & HI;
+    ((!hits & HI).trailing_zeros() / 8) as usize
 }
 
-/// How many of the 8 bytes of `x` are `[a-z]` before the first one that is not (as
-/// `ascii_letters`, without the case fold).
+/// Leading ASCII letters of `x`: setting bit 5 folds case, and only `A-Z` and `a-z` then land
+/// in `0x61..=0x7A`.
+#[inline(always)]
+fn ascii_letters(x: u64) -> usize {
+    ascii_lower_after(x, 0x2020_2020_2020_2020)
+}
+
+/// Leading `[a-z]` bytes of `x`.
 #[inline(always)]
 fn ascii_lower(x: u64) -> usize {
-    let y = x & !HI;
-    let ge_a = y.wrapping_add(0x1F1F_1F1F_1F1F_1F1F);
-    let ge_brace = y.wrapping_add(0x0505_0505_0505_0505);
-    let lower = ge_a & !ge_brace & !x & HI;
-    ((!lower & HI).trailing_zeros() / 8) as usize
+    ascii_lower_after(x, 0)
 }
 
 /// Non-ASCII characters that `(?i:…)` folds onto the contraction letters (e.g. `ſ` for `s`).
