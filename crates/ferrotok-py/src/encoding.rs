@@ -109,8 +109,12 @@ impl PyEncoding {
         detach(py, s.len(), || f(inner, s, &a, &d)).map_err(py_err(py))
     }
 
-    /// `run` over a list of texts, on `num_threads` threads; the first error is raised.
-    fn run_batch<T: Send>(
+    /// `run` over a list of texts on `num_threads` threads, each result handed in text order
+    /// to `each` on this thread (with the GIL) while the workers go on with later texts: so
+    /// `encode_batch` builds each Python list while the texts after it are encoded, instead of
+    /// after all of them. The first error in text order is raised.
+    #[allow(clippy::too_many_arguments)]
+    fn stream_batch<T: Send>(
         &self,
         py: Python<'_>,
         text: &Bound<'_, PyAny>,
@@ -118,21 +122,28 @@ impl PyEncoding {
         allowed: SpecialArg,
         disallowed: SpecialArg,
         f: impl Fn(&Encoding, &str, &Allowed, &Disallowed) -> ferrotok::Result<T> + Sync,
-    ) -> PyResult<Vec<T>> {
+        mut each: impl FnMut(T) -> PyResult<()>,
+    ) -> PyResult<()> {
         let items = texts(text, "text")?;
         let (a, d) = policy(allowed, disallowed);
         let inner = &*self.inner;
         let threads = parallel::num_threads(num_threads);
-        let results = py.detach(|| parallel::map(&items, threads, |t| f(inner, t.as_str(), &a, &d)));
-        results.into_iter().map(|r| r.map_err(py_err(py))).collect()
-    }
-
-    fn lists<'py>(&self, py: Python<'py>, all: Vec<Vec<Rank>>) -> PyResult<Bound<'py, PyList>> {
-        let out = PyList::empty(py);
-        for ids in all {
-            out.append(self.list(py, ids)?)?;
-        }
-        Ok(out)
+        let run = |t: &Text| f(inner, t.as_str(), &a, &d);
+        parallel::map_streamed(&items, threads, run, |stream| -> PyResult<()> {
+            while stream.remaining() > 0 {
+                let r = match stream.ready_next() {
+                    Some(r) => r,
+                    // Encoding (one thread) or waiting for a worker: without the GIL.
+                    None => match py.detach(|| stream.wait_next()) {
+                        Some(r) => r,
+                        // A worker panicked: map_streamed re-raises it.
+                        None => break,
+                    },
+                };
+                each(r.map_err(py_err(py))?)?;
+            }
+            Ok(())
+        })
     }
 
     fn list<'py>(&self, py: Python<'py>, ids: Vec<Rank>) -> PyResult<Bound<'py, PyList>> {
@@ -346,8 +357,10 @@ impl PyEncoding {
         allowed_special: SpecialArg,
         disallowed_special: SpecialArg,
     ) -> PyResult<Bound<'py, PyList>> {
-        let all = self.run_batch(py, text, num_threads, allowed_special, disallowed_special, Encoding::encode)?;
-        self.lists(py, all)
+        let out = PyList::empty(py);
+        let each = |ids| out.append(self.list(py, ids)?);
+        self.stream_batch(py, text, num_threads, allowed_special, disallowed_special, Encoding::encode, each)?;
+        Ok(out)
     }
 
     /// Encodes many texts in parallel, treating special-token text as ordinary text.
@@ -358,10 +371,11 @@ impl PyEncoding {
         text: &Bound<'py, PyAny>,
         num_threads: Option<usize>,
     ) -> PyResult<Bound<'py, PyList>> {
-        let all = self.run_batch(py, text, num_threads, SpecialArg::none(), SpecialArg::none(), |e, s, _, _| {
-            e.encode_ordinary(s)
-        })?;
-        self.lists(py, all)
+        let out = PyList::empty(py);
+        let each = |ids| out.append(self.list(py, ids)?);
+        let none = SpecialArg::none;
+        self.stream_batch(py, text, num_threads, none(), none(), |e, s, _, _| e.encode_ordinary(s), each)?;
+        Ok(out)
     }
 
     /// Token counts of many texts, in parallel.
@@ -374,7 +388,13 @@ impl PyEncoding {
         allowed_special: SpecialArg,
         disallowed_special: SpecialArg,
     ) -> PyResult<Vec<usize>> {
-        self.run_batch(py, text, num_threads, allowed_special, disallowed_special, Encoding::count)
+        let mut all = Vec::new();
+        let each = |n| {
+            all.push(n);
+            Ok(())
+        };
+        self.stream_batch(py, text, num_threads, allowed_special, disallowed_special, Encoding::count, each)?;
+        Ok(all)
     }
 
     /// Encodes a string or bytes that is exactly one token (ordinary or special).

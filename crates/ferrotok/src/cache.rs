@@ -10,8 +10,8 @@
 //! id, never by an address that could be reused.
 //!
 //! Threading: each thread has its own caches (at most `MAX_VOCABS`, the least recently used
-//! one is dropped), so there is no lock and no sharing; a batch's worker threads start empty
-//! and are discarded with the threads. `FERROTOK_CACHE_SLOTS` sets the slots per cache
+//! one is dropped), so there is no lock and no sharing; a batch's worker threads are kept
+//! between batches (`parallel`), and their caches with them. `FERROTOK_CACHE_SLOTS` sets the slots per cache
 //! (a power of two; 0 disables caching), read once per thread.
 
 use std::cell::RefCell;

@@ -2,14 +2,17 @@
 //! `cargo run --release -p ferrotok-bench --bin profile -- ENCODING FILE [REPEAT]`
 //! prints MB/s for pre-tokenization alone (hand-written, then the fancy-regex reference),
 //! for encode_ordinary, and for count; `passes` as the fourth argument prints the first pass
-//! over the text beside the best warm one.
+//! over the text beside the best warm one; `batch` times 64 KB documents as one batch on one
+//! and on two threads.
 
 use std::time::Instant;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let (Some(name), Some(path)) = (args.get(1), args.get(2)) else {
-        return Err("usage: profile ENCODING FILE [REPEAT] [split|regex|encode|count|passes [WARMUP_FILE]]".into());
+        return Err(
+            "usage: profile ENCODING FILE [REPEAT] [split|regex|encode|count|batch|passes [WARMUP_FILE]]".into()
+        );
     };
     let repeat: usize = args.get(3).map_or(Ok(3), |s| s.parse())?;
     let only = args.get(4).map(String::as_str);
@@ -49,6 +52,37 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let best = times[1..].iter().copied().fold(f64::INFINITY, f64::min);
         let one = text.len() as f64 / 1e6;
         println!("passes   first {:6.1} MB/s  warm {:6.1} MB/s", one / times[0], one / best);
+    }
+    if only == Some("batch") {
+        // Documents of about 64 KB (cut at line ends), encoded as one batch on 1 and on 2
+        // threads, warm: the best of REPEAT batches each, alternating.
+        let mut docs = Vec::new();
+        let mut rest = text.as_str();
+        while !rest.is_empty() {
+            let mut cut = rest.len().min(65536);
+            while !rest.is_char_boundary(cut) {
+                cut += 1;
+            }
+            let cut = rest[cut..].find('\n').map_or(rest.len(), |i| cut + i + 1);
+            docs.push(&rest[..cut]);
+            rest = &rest[cut..];
+        }
+        let mut best = [f64::INFINITY; 2];
+        for _ in 0..repeat.max(2) {
+            for (k, threads) in [1, 2].into_iter().enumerate() {
+                let t0 = Instant::now();
+                let outs = ferrotok::parallel::map(&docs, threads, |d| enc.encode_ordinary(d));
+                best[k] = best[k].min(t0.elapsed().as_secs_f64());
+                std::hint::black_box(outs);
+            }
+        }
+        let one = text.len() as f64 / 1e6;
+        println!(
+            "batch    1 thread {:6.1} MB/s  2 threads {:6.1} MB/s  ({} docs)",
+            one / best[0],
+            one / best[1],
+            docs.len()
+        );
     }
     Ok(())
 }
