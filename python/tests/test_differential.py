@@ -64,12 +64,15 @@ def test_full_shared_corpus(name: str, request: pytest.FixtureRequest) -> None:
     assert bad == []
 
 
-@pytest.mark.parametrize("slots", ["0", "2"])
+@pytest.mark.parametrize("slots", ["0", "2", "16", ""])
 def test_piece_cache_size_never_changes_ids(slots: str) -> None:
-    """The per-thread piece cache off (0 slots) or thrashing (2 slots) gives the same ids."""
+    """The per-thread piece cache off (0 slots), thrashing (2 or 16 slots: the long table's
+    budget is then 512 or 4096 bytes) or at its default ("") gives the same ids, every text
+    encoded twice (the second time from the cache)."""
     import hashlib
     import json
     import os
+    import random
     import subprocess
     import sys
 
@@ -81,7 +84,12 @@ def test_piece_cache_size_never_changes_ids(slots: str) -> None:
         "    ids = [enc.encode_ordinary(t) for t in docs] + [enc.encode_ordinary(t) for t in docs]\n"
         "    print(hashlib.sha256(json.dumps(ids).encode()).hexdigest())\n"
     )
-    texts = [d["text"] for d in corpus()]
+    rng = random.Random(7)
+    # Pieces for the long table (over 256 bytes): runs, a word without a split point, blobs.
+    long_pieces = [" " * 300, "=" * 5000, "ab" * 400, "\u4e2d" * 700, " " * 301 + "x", "-" * 2999]
+    long_pieces.append("".join(rng.choices("abcdefghijklmnopqrstuvwxyz", k=3000)))
+    long_pieces.append(" ".join("".join(rng.choices("0123456789abcdef", k=600)) for _ in range(4)))
+    texts = [d["text"] for d in corpus()] + long_pieces + long_pieces[::-1]
     env = {**os.environ, "FERROTOK_CACHE_SLOTS": slots}
     out = subprocess.run([sys.executable, "-c", code], input=json.dumps(texts).encode(), env=env, capture_output=True, check=True)
     expected = []

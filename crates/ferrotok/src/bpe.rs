@@ -16,7 +16,7 @@
 //! result needs no further lookup. Their buffers live in a `Scratch` that the caller reuses
 //! across the pieces of a text, so merging allocates nothing in the steady state.
 
-use crate::cache::{PieceCache, ShortKey, MAX_PIECE, SHORT_IDS};
+use crate::cache::{PieceCache, ShortKey, LONG_PIECE, SHORT_IDS};
 use crate::error::{Error, Result};
 use crate::table;
 use crate::vocab::{Rank, Vocab};
@@ -92,7 +92,7 @@ pub fn encode_piece(
         out.push(r);
         return Ok(());
     }
-    if piece.len() > MAX_PIECE {
+    if piece.len() > LONG_PIECE {
         return merge(vocab, piece, offset, out, scratch);
     }
     scratch.bind(vocab);

@@ -1,7 +1,8 @@
-//! A per-thread cache of encoded pieces: piece bytes → ids. Two tables per vocabulary:
+//! A per-thread cache of encoded pieces: piece bytes → ids. Three tables per vocabulary:
 //! the short table for pieces of 2 to `SHORT_PIECE` bytes that encode to at most `SHORT_IDS`
-//! ids (single tokens included), inline in one cache line per set; and the general table for
-//! the other pieces of at most `MAX_PIECE` bytes that are not a single token.
+//! ids (single tokens included), inline in one cache line per set; the general table for
+//! the other pieces of at most `MAX_PIECE` bytes that are not a single token; and the long
+//! table for pieces of up to `LONG_PIECE` bytes, under a byte budget.
 //!
 //! Caching: 2-way set-associative (a new entry drops the older of its set), so memory is
 //! bounded by the slot count whatever the text, and a lookup is one hash and at most two
@@ -12,15 +13,22 @@
 //! Threading: each thread has its own caches (at most `MAX_VOCABS`, the least recently used
 //! one is dropped), so there is no lock and no sharing; a batch's worker threads are kept
 //! between batches (`parallel`), and their caches with them. `FERROTOK_CACHE_SLOTS` sets the slots per cache
-//! (a power of two; 0 disables caching), read once per thread.
+//! (a power of two; 0 disables caching) and with it the long table's budget (256 bytes a
+//! slot), read once per thread.
 
 use std::cell::RefCell;
 
 use crate::bpe::Scratch;
 
-/// Longest piece that is cached (longer ones are rare in real text and would bloat entries;
-/// CJK text has about a tenth of its bytes in pieces of 65 to 256 bytes).
+/// Longest piece in the general table (CJK text has about a tenth of its bytes in pieces of
+/// 65 to 256 bytes); longer ones go to the long table.
 pub const MAX_PIECE: usize = 256;
+/// Longest piece that is cached at all (in the long table).
+pub const LONG_PIECE: usize = 1 << 16;
+/// Slots of the long table (direct-mapped).
+const LONG_SLOTS: usize = 128;
+/// Bytes of keys and ids the long table may hold per general slot: 4 MiB at the default.
+const LONG_BYTES_PER_SLOT: usize = 256;
 /// Default slots per cache: about 4 MiB of tables per thread and vocabulary (the short
 /// table 2 MiB, the general one 1.8 MiB), plus the general entries' buffers.
 pub const DEFAULT_SLOTS: usize = 1 << 14;
@@ -95,6 +103,60 @@ struct ShortSet([Short; 2]);
 pub struct PieceCache {
     slots: Vec<Entry>,
     short: ShortTable,
+    long: LongTable,
+}
+
+/// Pieces of `MAX_PIECE` to `LONG_PIECE` bytes: runs of one character, long words without a
+/// split point, blobs. Rare in real text, but each costs tens of nanoseconds a byte to merge
+/// (hashing it costs about one), and text that has one tends to repeat it (indentation, rules
+/// of `=`, the same blob). Direct-mapped; unlike the other tables its entries are sized
+/// exactly and freed when replaced, and the bytes of keys and ids it holds never exceed
+/// `budget`: an entry that would overflow it is not stored.
+/// A long-table entry: the piece's hash, its bytes and its ids.
+type LongEntry = (u64, Box<[u8]>, Box<[u32]>);
+
+#[derive(Debug, Default)]
+struct LongTable {
+    slots: Vec<Option<LongEntry>>,
+    used: usize,
+    budget: usize,
+}
+
+impl LongTable {
+    fn new(slots: usize) -> Self {
+        let n = if slots == 0 { 0 } else { LONG_SLOTS };
+        Self { slots: vec![None; n], used: 0, budget: slots.saturating_mul(LONG_BYTES_PER_SLOT) }
+    }
+
+    fn clear(&mut self) {
+        self.slots.fill(None);
+        self.used = 0;
+    }
+
+    fn get(&self, piece: &[u8], h: u64) -> Option<&[u32]> {
+        let slot = self.slots.get(h as usize & self.slots.len().wrapping_sub(1))?;
+        match slot {
+            Some((eh, key, ids)) if *eh == h && **key == *piece => Some(ids),
+            _ => None,
+        }
+    }
+
+    fn put(&mut self, piece: &[u8], h: u64, ids: &[u32]) {
+        let i = h as usize & self.slots.len().wrapping_sub(1);
+        let Some(slot) = self.slots.get_mut(i) else { return };
+        if let Some((_, key, old)) = slot.take() {
+            self.used -= Self::cost(&key, &old);
+        }
+        let cost = Self::cost(piece, ids);
+        if self.used + cost <= self.budget {
+            self.used += cost;
+            *slot = Some((h, piece.into(), ids.into()));
+        }
+    }
+
+    fn cost(key: &[u8], ids: &[u32]) -> usize {
+        key.len() + std::mem::size_of_val(ids)
+    }
 }
 
 /// The short table alone: 2-way sets of `Short` entries (see `ShortSet`), inside each
@@ -179,6 +241,7 @@ impl PieceCache {
                 .take(if slots == 0 { 0 } else { (slots * GENERAL_PER_SLOT).max(2) })
                 .collect(),
             short: ShortTable::new(slots * SHORT_PER_SLOT),
+            long: LongTable::new(slots),
         }
     }
 
@@ -190,13 +253,18 @@ impl PieceCache {
             e.ids.clear();
         }
         self.short.clear();
+        self.long.clear();
     }
 
     /// The cached ids of `piece` (whose hash is `h`), if present. The general table is
     /// 2-way too: slots `2k` and `2k + 1` form a set, the first holding the entry inserted or
     /// hit last.
+    /// Pieces over `MAX_PIECE` bytes are looked up in the long table.
     #[inline]
     pub fn get(&mut self, piece: &[u8], h: u64) -> Option<&[u32]> {
+        if piece.len() > MAX_PIECE {
+            return self.long.get(piece, h);
+        }
         let set = self.set(h)?;
         if !set[0].is(piece, h) {
             if !set[1].is(piece, h) {
@@ -210,6 +278,9 @@ impl PieceCache {
     /// Stores `ids` for `piece`, dropping the older entry of its set.
     #[inline]
     pub fn put(&mut self, piece: &[u8], h: u64, ids: &[u32]) {
+        if piece.len() > MAX_PIECE {
+            return self.long.put(piece, h, ids);
+        }
         let Some(set) = self.set(h) else { return };
         // The older entry moves to the front to be overwritten (its buffers reused), the
         // newer one becomes the second.
@@ -365,6 +436,36 @@ mod tests {
         assert_eq!(off.get(b"abc", 0), None);
         let k = ShortKey { w0: 1, w1: 0, len: 2, h: 0 };
         assert_eq!(off.short().get(&k), None);
+    }
+
+    #[test]
+    fn the_long_table_keeps_within_its_budget() {
+        // 4 slots: a budget of 1024 bytes of keys and ids.
+        let mut c = PieceCache::new(4);
+        let a = vec![b'a'; 300];
+        c.put(&a, 7, &[1, 2, 3]);
+        assert_eq!(c.get(&a, 7), Some(&[1, 2, 3][..]));
+        assert_eq!(c.get(&a, 7 + LONG_SLOTS as u64), None, "same key, other hash");
+        let mut b = a.clone();
+        b[299] = b'b';
+        assert_eq!(c.get(&b, 7), None, "same slot, other key");
+        assert_eq!(c.long.used, 300 + 12);
+        // A piece that does not fit beside the first is not stored; the first stays.
+        let big = vec![b'c'; 700];
+        c.put(&big, 8, &[9; 10]);
+        assert_eq!(c.get(&big, 8), None);
+        assert_eq!(c.get(&a, 7), Some(&[1, 2, 3][..]));
+        // Replacing an entry frees its bytes first.
+        c.put(&big, 7, &[9; 10]);
+        assert_eq!(c.get(&big, 7), Some(&[9; 10][..]));
+        assert_eq!(c.get(&a, 7), None);
+        assert_eq!(c.long.used, 700 + 40);
+        c.clear();
+        assert_eq!(c.long.used, 0);
+        assert_eq!(c.get(&big, 7), None);
+        let mut off = PieceCache::new(0);
+        off.put(&a, 7, &[1]);
+        assert_eq!(off.get(&a, 7), None, "caching off");
     }
 
     #[test]
