@@ -160,8 +160,7 @@ impl LongTable {
 }
 
 /// The short table alone: 2-way sets of `Short` entries (see `ShortSet`), inside each
-/// `PieceCache`. (Put in front of the `tokenizer.json` byte-level path's own caches, it made
-/// callgrind's estimate of Llama 3 and Qwen3 passes worse, not better, so it is not used there.)
+/// `PieceCache`; the `tokenizer.json` byte-level path uses it too, in front of its own caches.
 #[derive(Debug, Default)]
 pub struct ShortTable {
     sets: Vec<ShortSet>,

@@ -30,7 +30,7 @@ use serde_json::Value;
 // one: newer tables reorder some marks that it leaves alone, e.g. U+05C9).
 use unicode_normalization_alignments::UnicodeNormalization;
 
-use crate::cache::WordCache;
+use crate::cache::{ShortKey, ShortTable, WordCache};
 use crate::error::{Error, Result};
 use crate::pretokenize::{PreTokenizer, GPT2_PATTERN_OLD};
 use crate::sentencepiece::{CharsMap, PieceKind, SentencePiece};
@@ -737,21 +737,23 @@ impl HfTokenizer {
                 }
             }
         }
-        for (s, e) in ranges {
-            if s == e {
-                continue;
+        crate::cache::with_scratch(self.cache_id, |scratch| {
+            for (s, e) in ranges {
+                if s == e {
+                    continue;
+                }
+                let first = seq.ids.len();
+                self.encode_piece_with(&text.text.as_bytes()[s..e], &mut seq.ids, scratch.cache.short())?;
+                let mut at = 0;
+                for &id in &seq.ids[first..] {
+                    let n = self.id_to_token(id).map_or(1, |t| t.chars().count());
+                    spans.push((at, at + n));
+                    at += n;
+                }
+                flush(&text, s, seq, &mut spans);
             }
-            let first = seq.ids.len();
-            self.encode_piece(&text.text.as_bytes()[s..e], &mut seq.ids)?;
-            let mut at = 0;
-            for &id in &seq.ids[first..] {
-                let n = self.id_to_token(id).map_or(1, |t| t.chars().count());
-                spans.push((at, at + n));
-                at += n;
-            }
-            flush(&text, s, seq, &mut spans);
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Encodes text between added tokens; `at0`: it starts the input. Each pre-tokenized
@@ -818,17 +820,28 @@ impl HfTokenizer {
             });
         }
         if let Some(wp) = &self.wordpiece {
-            for w in words(text, wp.split) {
-                self.cached(w.as_bytes(), &mut seq.ids, |out| {
-                    wp.encode_word(w, out, None);
-                    Ok(())
-                })?;
-                seq.end_word();
-            }
-            return Ok(());
+            return crate::cache::with_scratch(self.cache_id, |scratch| {
+                let short = scratch.cache.short();
+                for w in words(text, wp.split) {
+                    let word = |out: &mut Vec<Rank>| {
+                        self.cached(w.as_bytes(), out, |out| {
+                            wp.encode_word(w, out, None);
+                            Ok(())
+                        })
+                    };
+                    Self::short_cached(short, w.as_bytes(), &mut seq.ids, word)?;
+                    seq.end_word();
+                }
+                Ok(())
+            });
         }
+        crate::cache::with_scratch(self.cache_id, |scratch| self.encode_pieces(text, seq, scratch.cache.short()))
+    }
+
+    /// The byte-level model's part of `encode_segment`: pre-tokenize `text`, encode each piece.
+    fn encode_pieces(&self, text: &str, seq: &mut Seq, short: &mut ShortTable) -> Result<()> {
         let mut piece = |bytes: &[u8]| {
-            self.encode_piece(bytes, &mut seq.ids)?;
+            self.encode_piece_with(bytes, &mut seq.ids, short)?;
             seq.end_word();
             Ok(())
         };
@@ -853,7 +866,38 @@ impl HfTokenizer {
         }
     }
 
-    fn encode_piece(&self, piece: &[u8], out: &mut Vec<Rank>) -> Result<()> {
+    /// The ids of one byte-level piece. Pieces of 2 to 16 bytes (nearly all) go through this
+    /// thread's short table for this tokenizer first (`cache::with_scratch`, keyed by
+    /// `cache_id`; taken once per text, since taking it costs more than a look-up): one cache
+    /// line holds the piece and its ids. Exact: it stores what the look-ups below gave for
+    /// the same bytes. (A callgrind estimate with a simulated 1 MiB L2 had this table making
+    /// things worse; on this machine's 2 MiB L2 it made warm Llama 3 English 49 → 82 MB/s.)
+    #[inline]
+    fn encode_piece_with(&self, piece: &[u8], out: &mut Vec<Rank>, short: &mut ShortTable) -> Result<()> {
+        Self::short_cached(short, piece, out, |out| self.encode_piece_uncached(piece, out))
+    }
+
+    /// The ids of `key` (2 to 16 bytes) from the short table, else from `compute` (then
+    /// stored if they are at most three); other keys go straight to `compute`.
+    #[inline(always)]
+    fn short_cached(
+        short: &mut ShortTable,
+        key: &[u8],
+        out: &mut Vec<Rank>,
+        compute: impl FnOnce(&mut Vec<Rank>) -> Result<()>,
+    ) -> Result<()> {
+        let Some(k) = ShortKey::of(key) else { return compute(out) };
+        if let Some(ids) = short.get(&k) {
+            out.extend_from_slice(ids);
+            return Ok(());
+        }
+        let start = out.len();
+        compute(out)?;
+        short.put(&k, &out[start..]);
+        Ok(())
+    }
+
+    fn encode_piece_uncached(&self, piece: &[u8], out: &mut Vec<Rank>) -> Result<()> {
         if self.ignore_merges {
             let hit = match packed(piece) {
                 Some(key) => self.short_vocab.get(&key),

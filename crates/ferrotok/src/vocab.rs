@@ -102,8 +102,9 @@ impl Vocab {
                 pair_ranks[usize::from(bytes[s]) << 8 | usize::from(bytes[s + 1])] = r as Rank;
             }
         }
-        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-        let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // From the same counter as every other cache owner: `cache::with_scratch` keys the
+        // per-thread caches by it, for vocabularies and `tokenizer.json` models alike.
+        let id = crate::cache::next_owner_id();
         Ok(Self { id, encoder, bytes, spans, byte_ranks, pair_ranks, len })
     }
 
