@@ -99,6 +99,46 @@ def test_zoo_matches_tokenizers_on_the_corpus(zoo_files: dict[str, tokenizers.To
     assert mine.get_vocab(with_added_tokens=False) == ref.get_vocab(with_added_tokens=False)
 
 
+@pytest.mark.parametrize("slots", ["0", "2", ""])
+def test_piece_cache_size_never_changes_ids(zoo_files: dict[str, tokenizers.Tokenizer], slots: str, tmp_path: Path) -> None:
+    """The byte-level and WordPiece paths keep pieces in the tiktoken engine's per-thread
+    tables (short, general, long): off (0 slots), thrashing (2) or at the default (""), every
+    text encoded twice (the second time from the cache) gives `tokenizers`' ids."""
+    import os
+    import random
+    import subprocess
+    import sys
+
+    rng = random.Random(11)
+    # Pieces over 16 bytes (general table), over 256 (long table), runs and blobs.
+    long_pieces = [" " * 300, "=" * 5000, "ab" * 400, "\u4e2d" * 700, "-" * 2999, "supercalifragilistic" * 3]
+    long_pieces.append("".join(rng.choices("abcdefghijklmnopqrstuvwxyz", k=3000)))
+    long_pieces.append(" ".join("".join(rng.choices("0123456789abcdef", k=40)) for _ in range(30)))
+    docs = texts() + long_pieces + long_pieces[::-1]
+    refs = {"llama3-style": zoo_files["llama3-style"], "gpt2-style": zoo_files["gpt2-style"], "bert": tokenizers.Tokenizer.from_file(str(BERT))}
+    for name, ref in refs.items():
+        ref.no_padding()
+        ref.no_truncation()
+        ref.save(str(tmp_path / f"{name}.json"))
+    code = (
+        "import ferrotok, json, sys\n"
+        "docs, paths = json.load(sys.stdin)\n"
+        "out = []\n"
+        "for p in paths:\n"
+        "    tok = ferrotok.Tokenizer.from_file(p)\n"
+        "    out.append([tok.encode(d).ids for d in docs] + [tok.encode(d).ids for d in docs])\n"
+        "json.dump(out, sys.stdout)\n"
+    )
+    paths = [str(tmp_path / f"{name}.json") for name in refs]
+    env = {**os.environ, "FERROTOK_CACHE_SLOTS": slots}
+    run = subprocess.run([sys.executable, "-c", code], input=json.dumps([docs, paths]).encode(), env=env, capture_output=True, check=True)
+    got = json.loads(run.stdout)
+    for (name, ref), ids in zip(refs.items(), got):
+        expected = [e.ids for e in ref.encode_batch(docs)] * 2
+        bad = [i for i, (a, b) in enumerate(zip(expected, ids)) if a != b]
+        assert not bad, f"{name}: {len(bad)} of {len(ids)} differ, first: {(docs * 2)[bad[0]][:60]!r}"
+
+
 @pytest.mark.parametrize("name", ["llama3", "qwen3"])
 def test_real_files_match_tokenizers(name: str, request: pytest.FixtureRequest) -> None:
     path = SHARED / "vocab" / "hf" / f"{name}.tokenizer.json"

@@ -299,6 +299,40 @@ fn key(rank: Rank, start: usize) -> u64 {
     }
 }
 
+/// Fills `tree` with the tournament tree over the minima of `keys`' blocks of 2^shift keys
+/// (1-based; the leaves, one per block and padded with `u64::MAX` to a power of two, at the
+/// end) and returns the number of leaves. Shared with the `tokenizer.json` merge
+/// (`hf::general::blocked_merge`).
+pub(crate) fn build_tree(keys: &[u64], tree: &mut Vec<u64>, shift: u32) -> usize {
+    let leaves = keys.len().div_ceil(1 << shift).next_power_of_two();
+    tree.clear();
+    tree.resize(2 * leaves, u64::MAX);
+    for (b, chunk) in keys.chunks(1 << shift).enumerate() {
+        tree[leaves + b] = chunk.iter().copied().min().unwrap_or(u64::MAX);
+    }
+    for i in (1..leaves).rev() {
+        tree[i] = tree[2 * i].min(tree[2 * i + 1]);
+    }
+    leaves
+}
+
+/// Recomputes the minimum of block `b` of `keys` and the tree above it, stopping at the first
+/// node whose minimum is unchanged (then nothing above it changes either).
+#[inline]
+pub(crate) fn refresh_block(keys: &[u64], tree: &mut [u64], leaves: usize, shift: u32, b: usize) {
+    let lo = b << shift;
+    let mut i = leaves + b;
+    tree[i] = keys[lo..(lo + (1 << shift)).min(keys.len())].iter().copied().min().unwrap_or(u64::MAX);
+    while i > 1 {
+        i /= 2;
+        let m = tree[2 * i].min(tree[2 * i + 1]);
+        if tree[i] == m {
+            break;
+        }
+        tree[i] = m;
+    }
+}
+
 /// Merge for long pieces: a doubly linked list of parts indexed by start byte, the priority
 /// key of the pair starting at each byte, the minimum key of each block of 2^shift bytes, and
 /// a tournament tree over the block minima. A merge changes at most three keys (the merged
@@ -325,7 +359,6 @@ fn merge_blocked_by(
     shift: u32,
 ) -> Result<()> {
     let n = piece.len();
-    let block = 1usize << shift;
     scratch.bind(vocab);
     let Scratch { part_ranks: part_rank, next, prev, keys, tree, joins, .. } = scratch;
     byte_ranks(vocab, piece, offset, part_rank)?;
@@ -336,30 +369,8 @@ fn merge_blocked_by(
     keys.clear();
     keys.extend((0..n - 1).map(|i| key(vocab.pair_rank(piece[i], piece[i + 1]), i)));
     keys.push(u64::MAX);
-    let blocks = n.div_ceil(block);
-    let leaves = blocks.next_power_of_two();
-    tree.clear();
-    tree.resize(2 * leaves, u64::MAX);
-    for (b, chunk) in keys.chunks(block).enumerate() {
-        tree[leaves + b] = chunk.iter().copied().min().unwrap_or(u64::MAX);
-    }
-    for i in (1..leaves).rev() {
-        tree[i] = tree[2 * i].min(tree[2 * i + 1]);
-    }
-    let refresh = |keys: &[u64], tree: &mut [u64], b: usize| {
-        let lo = b << shift;
-        let mut i = leaves + b;
-        tree[i] = keys[lo..(lo + block).min(keys.len())].iter().copied().min().unwrap_or(u64::MAX);
-        while i > 1 {
-            i /= 2;
-            let m = tree[2 * i].min(tree[2 * i + 1]);
-            if tree[i] == m {
-                // Unchanged here, so unchanged above.
-                break;
-            }
-            tree[i] = m;
-        }
-    };
+    let leaves = build_tree(keys, tree, shift);
+    let refresh = |keys: &[u64], tree: &mut [u64], b: usize| refresh_block(keys, tree, leaves, shift, b);
     let mut pair_key =
         |s: usize, e: usize, left: Rank, right: Rank| key(joins.rank(vocab, piece, s, e, left, right), s);
     loop {

@@ -19,9 +19,10 @@
 //! `Sequence`; single sequences and pairs), truncation and padding. Anything else fails to load with
 //! [`Error::Unsupported`] naming the component: never a silent difference.
 //!
-//! BPE merges as `tokenizers` does: every adjacent pair listed in `merges` goes into a
-//! min-heap keyed by (merge rank, position); the lowest is applied unless its symbols changed
-//! since, and the new pairs with its neighbours are pushed. O(n log n) per piece.
+//! BPE merges in `tokenizers`' order: each time, the adjacent pair listed in `merges` with the
+//! lowest (merge rank, position). `tokenizers` keeps a heap of candidates; here short words
+//! scan for the lowest pair and long ones keep the pair keys in blocks under a tournament tree
+//! (`general::blocked_merge`, O(n · (16 + log n)) per piece), tested against the heap.
 
 use aho_corasick::{AhoCorasick, MatchKind};
 use rustc_hash::FxHashMap;
@@ -30,10 +31,11 @@ use serde_json::Value;
 // one: newer tables reorder some marks that it leaves alone, e.g. U+05C9).
 use unicode_normalization_alignments::UnicodeNormalization;
 
-use crate::cache::{ShortKey, ShortTable, WordCache};
+use crate::cache::{PieceCache, ShortKey, WordCache, LONG_PIECE, SHORT_IDS};
 use crate::error::{Error, Result};
 use crate::pretokenize::{PreTokenizer, GPT2_PATTERN_OLD};
 use crate::sentencepiece::{CharsMap, PieceKind, SentencePiece};
+use crate::table;
 use crate::vocab::Rank;
 
 mod general;
@@ -689,30 +691,32 @@ impl HfTokenizer {
             return Ok(());
         }
         if let Some(wp) = &self.wordpiece {
-            for w in words(&text.text, wp.split) {
-                let start = w.as_ptr() as usize - text.text.as_ptr() as usize;
-                // The plain path's cached ids; the spans follow from them: one token covers
-                // the whole word (the unknown token too), the first of several its own
-                // spelling, the others their spelling less the prefix.
-                let first = seq.ids.len();
-                self.cached(w.as_bytes(), &mut seq.ids, |out| {
-                    wp.encode_word(w, out, None);
-                    Ok(())
-                })?;
-                if seq.ids.len() - first == 1 {
-                    spans.push((0, w.len()));
-                } else {
-                    let mut at = 0;
-                    for (k, &id) in seq.ids[first..].iter().enumerate() {
-                        let t = self.id_to_token(id).unwrap_or_default();
-                        let n = if k == 0 { t.len() } else { t.len().saturating_sub(wp.prefix.len()) };
-                        spans.push((at, at + n));
-                        at += n;
+            return crate::cache::with_scratch(self.cache_id, |scratch| {
+                for w in words(&text.text, wp.split) {
+                    let start = w.as_ptr() as usize - text.text.as_ptr() as usize;
+                    // The plain path's cached ids; the spans follow from them: one token covers
+                    // the whole word (the unknown token too), the first of several its own
+                    // spelling, the others their spelling less the prefix.
+                    let first = seq.ids.len();
+                    Self::piece_cached(&mut scratch.cache, w.as_bytes(), &mut seq.ids, |out| {
+                        wp.encode_word(w, out, None);
+                        Ok(())
+                    })?;
+                    if seq.ids.len() - first == 1 {
+                        spans.push((0, w.len()));
+                    } else {
+                        let mut at = 0;
+                        for (k, &id) in seq.ids[first..].iter().enumerate() {
+                            let t = self.id_to_token(id).unwrap_or_default();
+                            let n = if k == 0 { t.len() } else { t.len().saturating_sub(wp.prefix.len()) };
+                            spans.push((at, at + n));
+                            at += n;
+                        }
                     }
+                    flush(&text, start, seq, &mut spans);
                 }
-                flush(&text, start, seq, &mut spans);
-            }
-            return Ok(());
+                Ok(())
+            });
         }
         // Byte-level BPE: a token covers as many raw bytes as its spelling has characters,
         // and raw byte k of the text has the alignment of the text's byte k.
@@ -743,7 +747,7 @@ impl HfTokenizer {
                     continue;
                 }
                 let first = seq.ids.len();
-                self.encode_piece_with(&text.text.as_bytes()[s..e], &mut seq.ids, scratch.cache.short())?;
+                self.encode_piece_with(&text.text.as_bytes()[s..e], &mut seq.ids, &mut scratch.cache)?;
                 let mut at = 0;
                 for &id in &seq.ids[first..] {
                     let n = self.id_to_token(id).map_or(1, |t| t.chars().count());
@@ -821,27 +825,23 @@ impl HfTokenizer {
         }
         if let Some(wp) = &self.wordpiece {
             return crate::cache::with_scratch(self.cache_id, |scratch| {
-                let short = scratch.cache.short();
                 for w in words(text, wp.split) {
-                    let word = |out: &mut Vec<Rank>| {
-                        self.cached(w.as_bytes(), out, |out| {
-                            wp.encode_word(w, out, None);
-                            Ok(())
-                        })
-                    };
-                    Self::short_cached(short, w.as_bytes(), &mut seq.ids, word)?;
+                    Self::piece_cached(&mut scratch.cache, w.as_bytes(), &mut seq.ids, |out| {
+                        wp.encode_word(w, out, None);
+                        Ok(())
+                    })?;
                     seq.end_word();
                 }
                 Ok(())
             });
         }
-        crate::cache::with_scratch(self.cache_id, |scratch| self.encode_pieces(text, seq, scratch.cache.short()))
+        crate::cache::with_scratch(self.cache_id, |scratch| self.encode_pieces(text, seq, &mut scratch.cache))
     }
 
     /// The byte-level model's part of `encode_segment`: pre-tokenize `text`, encode each piece.
-    fn encode_pieces(&self, text: &str, seq: &mut Seq, short: &mut ShortTable) -> Result<()> {
+    fn encode_pieces(&self, text: &str, seq: &mut Seq, cache: &mut PieceCache) -> Result<()> {
         let mut piece = |bytes: &[u8]| {
-            self.encode_piece_with(bytes, &mut seq.ids, short)?;
+            self.encode_piece_with(bytes, &mut seq.ids, cache)?;
             seq.end_word();
             Ok(())
         };
@@ -866,38 +866,28 @@ impl HfTokenizer {
         }
     }
 
-    /// The ids of one byte-level piece. Pieces of 2 to 16 bytes (nearly all) go through this
-    /// thread's short table for this tokenizer first (`cache::with_scratch`, keyed by
-    /// `cache_id`; taken once per text, since taking it costs more than a look-up): one cache
-    /// line holds the piece and its ids. Exact: it stores what the look-ups below gave for
-    /// the same bytes. (A callgrind estimate with a simulated 1 MiB L2 had this table making
-    /// things worse; on this machine's 2 MiB L2 it made warm Llama 3 English 49 → 82 MB/s.)
+    /// The ids of one byte-level piece, through this thread's piece cache for this tokenizer
+    /// (the tiktoken engine's: `cache::with_scratch`, keyed by `cache_id`, taken once per
+    /// text since taking it costs more than a look-up). Pieces of 2 to 16 bytes (nearly all)
+    /// go to the short table first (one cache line holds the piece and up to three ids);
+    /// then, with `ignore_merges`, the whole piece in the vocabulary; then the general table
+    /// (up to 256 bytes) or the long one (up to 64 KiB); then the merge. Exact: every entry is
+    /// what the look-ups after it gave for the same bytes. (A callgrind estimate with a
+    /// simulated 1 MiB L2 had the short table making things worse; on this machine's 2 MiB L2
+    /// it made warm Llama 3 English 49 → 82 MB/s.)
     #[inline]
-    fn encode_piece_with(&self, piece: &[u8], out: &mut Vec<Rank>, short: &mut ShortTable) -> Result<()> {
-        Self::short_cached(short, piece, out, |out| self.encode_piece_uncached(piece, out))
-    }
-
-    /// The ids of `key` (2 to 16 bytes) from the short table, else from `compute` (then
-    /// stored if they are at most three); other keys go straight to `compute`.
-    #[inline(always)]
-    fn short_cached(
-        short: &mut ShortTable,
-        key: &[u8],
-        out: &mut Vec<Rank>,
-        compute: impl FnOnce(&mut Vec<Rank>) -> Result<()>,
-    ) -> Result<()> {
-        let Some(k) = ShortKey::of(key) else { return compute(out) };
-        if let Some(ids) = short.get(&k) {
-            out.extend_from_slice(ids);
+    fn encode_piece_with(&self, piece: &[u8], out: &mut Vec<Rank>, cache: &mut PieceCache) -> Result<()> {
+        if let [b] = *piece {
+            out.push(self.byte_ids[usize::from(b)].ok_or(Error::Unencodable { byte: b, offset: 0 })?);
             return Ok(());
         }
-        let start = out.len();
-        compute(out)?;
-        short.put(&k, &out[start..]);
-        Ok(())
-    }
-
-    fn encode_piece_uncached(&self, piece: &[u8], out: &mut Vec<Rank>) -> Result<()> {
+        let k = ShortKey::of(piece);
+        if let Some(k) = &k {
+            if let Some(ids) = cache.short().get(k) {
+                out.extend_from_slice(ids);
+                return Ok(());
+            }
+        }
         if self.ignore_merges {
             let hit = match packed(piece) {
                 Some(key) => self.short_vocab.get(&key),
@@ -905,10 +895,62 @@ impl HfTokenizer {
             };
             if let Some(&id) = hit {
                 out.push(id);
+                if let Some(k) = &k {
+                    cache.short().put(k, &[id]);
+                }
                 return Ok(());
             }
         }
-        self.cached(piece, out, |out| self.merge_piece(piece, out))
+        Self::general_cached(cache, piece, k, out, |out| self.merge_piece(piece, out))
+    }
+
+    /// The ids of `key` from the piece cache's general or long table (`k`: its short-table key,
+    /// if it has one and the short table missed), else from `compute`, then stored: in the
+    /// short table if it has a key and at most `SHORT_IDS` ids, else in the general or long one
+    /// (pieces over `LONG_PIECE` bytes are not stored).
+    #[inline]
+    fn general_cached(
+        cache: &mut PieceCache,
+        key: &[u8],
+        k: Option<ShortKey>,
+        out: &mut Vec<Rank>,
+        compute: impl FnOnce(&mut Vec<Rank>) -> Result<()>,
+    ) -> Result<()> {
+        if key.len() > LONG_PIECE {
+            return compute(out);
+        }
+        let h = k.as_ref().map_or_else(|| table::hash(table::head(key), key), |k| k.h);
+        if let Some(ids) = cache.get(key, h) {
+            out.extend_from_slice(ids);
+            return Ok(());
+        }
+        let start = out.len();
+        compute(out)?;
+        let ids = &out[start..];
+        match &k {
+            Some(k) if ids.len() <= SHORT_IDS => cache.short().put(k, ids),
+            _ => cache.put(key, h, ids),
+        }
+        Ok(())
+    }
+
+    /// The ids of `key` from the piece cache (short table, then general or long), else from
+    /// `compute`, then stored (see [`Self::general_cached`]).
+    #[inline]
+    fn piece_cached(
+        cache: &mut PieceCache,
+        key: &[u8],
+        out: &mut Vec<Rank>,
+        compute: impl FnOnce(&mut Vec<Rank>) -> Result<()>,
+    ) -> Result<()> {
+        let k = ShortKey::of(key);
+        if let Some(k) = &k {
+            if let Some(ids) = cache.short().get(k) {
+                out.extend_from_slice(ids);
+                return Ok(());
+            }
+        }
+        Self::general_cached(cache, key, k, out, compute)
     }
 
     /// The ids of `key` from the per-thread cache, or from `compute` (then cached).

@@ -593,7 +593,7 @@ impl CharBpe {
         }
         let mut lens = Vec::with_capacity(word.len());
         let mut ids = self.symbols(word, Some(&mut lens))?;
-        with_memo(&self.merges, |pair, _| heap_merge(pair, &mut ids, Some(&mut lens)));
+        with_memo(&self.merges, |pair, _| blocked_merge(pair, &mut ids, Some(&mut lens)));
         let mut at = 0;
         for len in lens {
             spans.push((at, at + len));
@@ -757,7 +757,7 @@ pub(crate) fn merge_word(merges: &Merges, ids: &mut Vec<Rank>) {
         if ids.len() <= SHORT_WORD {
             scan_merge(pair, ids, pairs);
         } else {
-            heap_merge(pair, ids, None);
+            blocked_merge(pair, ids, None);
         }
     });
 }
@@ -792,6 +792,103 @@ fn scan_merge(pair: &mut dyn FnMut(Rank, Rank) -> (u32, Rank), ids: &mut Vec<Ran
     }
 }
 
+/// Blocks of `blocked_merge` (log2): 16 keys, as in the tiktoken engine's `merge_blocked`.
+const BLOCK_SHIFT: u32 = 4;
+
+/// The same order as [`heap_merge`] (the lowest (rank, position) among the current adjacent
+/// pairs, every time) without a heap: the symbols in a doubly linked list, the key
+/// `(rank << 32) | position` of the pair starting at each symbol, the minimum key of each
+/// block of 16 symbols and a tournament tree over the block minima, whose root is the next
+/// merge. A merge changes at most three keys (the merged symbol's new pair, the dead right
+/// symbol, the pair before), so it rescans at most three blocks and walks their paths to the
+/// root, stopping where a minimum is unchanged: O(16 + log n) per merge, with no stale entries
+/// and no second look-up of a popped pair, and the tree stays in cache where a heap over every
+/// pair missed it (the tiktoken engine's `merge_blocked`, over ids instead of bytes). With
+/// `lens`, each symbol's length, summed as symbols merge.
+fn blocked_merge(
+    pair: &mut dyn FnMut(Rank, Rank) -> (u32, Rank),
+    ids: &mut Vec<Rank>,
+    mut lens: Option<&mut Vec<usize>>,
+) {
+    const END: u32 = u32::MAX;
+    let n = ids.len();
+    if n < 2 {
+        return;
+    }
+    let Ok(n32) = u32::try_from(n) else {
+        // Positions must fit in the low half of a key.
+        return heap_merge(pair, ids, lens);
+    };
+    let key = |(rank, _): (u32, Rank), pos: usize| {
+        if rank == u32::MAX {
+            u64::MAX
+        } else {
+            (u64::from(rank) << 32) | pos as u64
+        }
+    };
+    let mut next: Vec<u32> = (1..=n32).collect();
+    let mut prev: Vec<u32> = (0..n32).map(|i| i.wrapping_sub(1)).collect();
+    let mut live = vec![true; n];
+    let mut keys: Vec<u64> = (0..n - 1).map(|i| key(pair(ids[i], ids[i + 1]), i)).collect();
+    keys.push(u64::MAX);
+    let mut tree = Vec::new();
+    let leaves = crate::bpe::build_tree(&keys, &mut tree, BLOCK_SHIFT);
+    let refresh =
+        |keys: &[u64], tree: &mut [u64], b: usize| crate::bpe::refresh_block(keys, tree, leaves, BLOCK_SHIFT, b);
+    while tree[1] != u64::MAX {
+        let l = (tree[1] & 0xFFFF_FFFF) as usize;
+        let m = next[l] as usize;
+        let (_, new) = pair(ids[l], ids[m]);
+        ids[l] = new;
+        if let Some(lens) = lens.as_deref_mut() {
+            lens[l] += lens[m];
+        }
+        live[m] = false;
+        keys[m] = u64::MAX;
+        let e = next[m];
+        next[l] = e;
+        keys[l] = if e < n32 {
+            prev[e as usize] = l as u32;
+            key(pair(new, ids[e as usize]), l)
+        } else {
+            u64::MAX
+        };
+        let p = prev[l];
+        if p != END {
+            let p = p as usize;
+            keys[p] = key(pair(ids[p], new), p);
+            if p >> BLOCK_SHIFT != l >> BLOCK_SHIFT {
+                refresh(&keys, &mut tree, p >> BLOCK_SHIFT);
+            }
+        }
+        refresh(&keys, &mut tree, l >> BLOCK_SHIFT);
+        if m >> BLOCK_SHIFT != l >> BLOCK_SHIFT {
+            refresh(&keys, &mut tree, m >> BLOCK_SHIFT);
+        }
+    }
+    compact(ids, lens, &live);
+}
+
+/// Keeps the symbols still `live` (and their lengths), in order.
+fn compact(ids: &mut Vec<Rank>, mut lens: Option<&mut Vec<usize>>, live: &[bool]) {
+    let mut w = 0;
+    for (r, &alive) in live.iter().enumerate() {
+        if alive {
+            ids[w] = ids[r];
+            if let Some(l) = lens.as_deref_mut() {
+                l[w] = l[r];
+            }
+            w += 1;
+        }
+    }
+    ids.truncate(w);
+    if let Some(l) = lens {
+        l.truncate(w);
+    }
+}
+
+/// `tokenizers`' own loop: a min-heap of (rank, position, merged id), stale entries skipped.
+/// The oracle of [`blocked_merge`] (tests) and its fallback for more than 2^32 symbols.
 /// With `lens`, each symbol's length, summed as symbols merge.
 fn heap_merge(pair: &mut dyn FnMut(Rank, Rank) -> (u32, Rank), ids: &mut Vec<Rank>, mut lens: Option<&mut Vec<usize>>) {
     let mut merges = |a: Rank, b: Rank| Some(pair(a, b)).filter(|&m| m != NO_MERGE);
@@ -834,20 +931,7 @@ fn heap_merge(pair: &mut dyn FnMut(Rank, Rank) -> (u32, Rank), ids: &mut Vec<Ran
             }
         }
     }
-    let mut w = 0;
-    for r in 0..n {
-        if live[r] {
-            ids[w] = ids[r];
-            if let Some(l) = lens.as_deref_mut() {
-                l[w] = l[r];
-            }
-            w += 1;
-        }
-    }
-    ids.truncate(w);
-    if let Some(l) = lens {
-        l.truncate(w);
-    }
+    compact(ids, lens, &live);
 }
 
 /// A `Unigram` model as `tokenizers` runs it (its own Viterbi, not SentencePiece's).
@@ -1360,7 +1444,7 @@ mod tests {
     }
 
     #[test]
-    fn scan_heap_and_memoized_merges_agree() {
+    fn scan_heap_blocked_and_memoized_merges_agree() {
         // Random merge tables over a small alphabet, so that pairs compete and chain; each
         // table is new to the thread's memo, which must not answer from the previous one.
         let mut seed = 0x2545_f491_4f6c_dd1du64;
@@ -1377,14 +1461,19 @@ mod tests {
             }
             let merges = Merges::new(map.clone());
             let mut direct = |a: Rank, b: Rank| map.get(&(a, b)).copied().unwrap_or(NO_MERGE);
-            for len in [2, 5, 17, 40, 70, 130] {
+            for len in [2, 5, 17, 40, 70, 130, 600] {
                 let ids: Vec<Rank> = (0..len).map(|_| next(16) as Rank).collect();
-                let (mut a, mut b, mut c) = (ids.clone(), ids.clone(), ids);
+                let (mut a, mut b, mut c, mut d) = (ids.clone(), ids.clone(), ids.clone(), ids);
+                let (mut lens_b, mut lens_d) = (vec![1; len], vec![1; len]);
                 scan_merge(&mut direct, &mut a, &mut Vec::new());
-                heap_merge(&mut direct, &mut b, None);
+                heap_merge(&mut direct, &mut b, Some(&mut lens_b));
                 merge_word(&merges, &mut c);
+                blocked_merge(&mut direct, &mut d, Some(&mut lens_d));
                 assert_eq!(a, b);
                 assert_eq!(a, c);
+                assert_eq!(a, d);
+                assert_eq!(lens_b, lens_d);
+                assert_eq!(lens_d.iter().sum::<usize>(), len);
             }
         }
     }
@@ -1402,5 +1491,11 @@ mod tests {
         let mut ids = vec![1, 2, 1, 2];
         heap_merge(&mut merges, &mut ids, None);
         assert_eq!(ids, [10, 10]);
+        for ids in [vec![1, 2, 3], vec![1, 2, 1, 2]] {
+            let (mut a, mut b) = (ids.clone(), ids);
+            heap_merge(&mut merges, &mut a, None);
+            blocked_merge(&mut merges, &mut b, None);
+            assert_eq!(a, b);
+        }
     }
 }
