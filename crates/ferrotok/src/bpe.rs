@@ -300,6 +300,7 @@ fn key(rank: Rank, start: usize) -> u64 {
 }
 
 /// Fills `tree` with the tournament tree over the minima of `keys`' blocks of 2^shift keys
+/// (`keys` padded with `u64::MAX` to a multiple of 2^shift)
 /// (1-based; the leaves, one per block and padded with `u64::MAX` to a power of two, at the
 /// end) and returns the number of leaves. Shared with the `tokenizer.json` merge
 /// (`hf::general::blocked_merge`).
@@ -317,12 +318,19 @@ pub(crate) fn build_tree(keys: &[u64], tree: &mut Vec<u64>, shift: u32) -> usize
 }
 
 /// Recomputes the minimum of block `b` of `keys` and the tree above it, stopping at the first
-/// node whose minimum is unchanged (then nothing above it changes either).
+/// node whose minimum is unchanged (then nothing above it changes either). `keys` is padded
+/// with `u64::MAX` to whole blocks, so a block of 16 is a fixed-size array whose minimum
+/// compiles to straight-line code (the loop over a slice of up to 16 took about 190
+/// instructions a call; callgrind, Llama 3 CJK).
 #[inline]
 pub(crate) fn refresh_block(keys: &[u64], tree: &mut [u64], leaves: usize, shift: u32, b: usize) {
     let lo = b << shift;
     let mut i = leaves + b;
-    tree[i] = keys[lo..(lo + (1 << shift)).min(keys.len())].iter().copied().min().unwrap_or(u64::MAX);
+    let block = &keys[lo..lo + (1 << shift)];
+    tree[i] = match <&[u64; 16]>::try_from(block) {
+        Ok(block) => block.iter().copied().fold(u64::MAX, u64::min),
+        Err(_) => block.iter().copied().fold(u64::MAX, u64::min),
+    };
     while i > 1 {
         i /= 2;
         let m = tree[2 * i].min(tree[2 * i + 1]);
@@ -368,7 +376,8 @@ fn merge_blocked_by(
     prev.extend((0..n as u32).map(|i| i.wrapping_sub(1)));
     keys.clear();
     keys.extend((0..n - 1).map(|i| key(vocab.pair_rank(piece[i], piece[i + 1]), i)));
-    keys.push(u64::MAX);
+    // Padded to whole blocks (see `refresh_block`).
+    keys.resize(n.next_multiple_of(1 << shift), u64::MAX);
     let leaves = build_tree(keys, tree, shift);
     let refresh = |keys: &[u64], tree: &mut [u64], b: usize| refresh_block(keys, tree, leaves, shift, b);
     let mut pair_key =

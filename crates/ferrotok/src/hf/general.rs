@@ -593,7 +593,7 @@ impl CharBpe {
         }
         let mut lens = Vec::with_capacity(word.len());
         let mut ids = self.symbols(word, Some(&mut lens))?;
-        with_memo(&self.merges, |pair, _| blocked_merge(pair, &mut ids, Some(&mut lens)));
+        with_memo(&self.merges, |memo, _| blocked_merge(&mut |a, b| memo.get(a, b), &mut ids, Some(&mut lens)));
         let mut at = 0;
         for len in lens {
             spans.push((at, at + len));
@@ -714,13 +714,30 @@ thread_local! {
     });
 }
 
+/// A memoized pair look-up for one `Merges` table (an empty memo looks up directly).
+pub(crate) struct Memo<'a> {
+    merges: &'a Merges,
+    memo: &'a mut [(u64, (u32, Rank))],
+}
+
+impl Memo<'_> {
+    /// The merge of `a` and `b`: (rank, merged id), or `NO_MERGE`.
+    #[inline(always)]
+    fn get(&mut self, a: Rank, b: Rank) -> (u32, Rank) {
+        let key = (u64::from(a) << 32) | u64::from(b);
+        let i = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - MEMO_BITS)) as usize;
+        let Some(slot) = self.memo.get_mut(i) else { return self.merges.get(a, b).unwrap_or(NO_MERGE) };
+        if slot.0 != key {
+            *slot = (key, self.merges.get(a, b).unwrap_or(NO_MERGE));
+        }
+        slot.1
+    }
+}
+
 /// Runs `f` with a memoized pair look-up for `merges` and a reusable pair list (or, if the
-/// thread's scratch is in use or gone, with direct look-ups and a fresh list).
-fn with_memo<T>(
-    merges: &Merges,
-    mut f: impl FnMut(&mut dyn FnMut(Rank, Rank) -> (u32, Rank), &mut Vec<(u32, Rank)>) -> T,
-) -> T {
-    let mut direct = |a: Rank, b: Rank| merges.get(a, b).unwrap_or(NO_MERGE);
+/// thread's scratch is in use or gone, with direct look-ups and a fresh list). The look-up is
+/// a concrete type, so the merge loops inline it.
+fn with_memo<T>(merges: &Merges, mut f: impl FnMut(&mut Memo<'_>, &mut Vec<(u32, Rank)>) -> T) -> T {
     let done = MERGE_SCRATCH.try_with(|cell| {
         let Ok(mut scratch) = cell.try_borrow_mut() else { return None };
         let scratch = &mut *scratch;
@@ -729,20 +746,11 @@ fn with_memo<T>(
             scratch.memo = vec![(u64::MAX, NO_MERGE); 1 << MEMO_BITS].into_boxed_slice();
             scratch.owner = merges.owner;
         }
-        let memo = &mut scratch.memo;
-        let mut lookup = |a: Rank, b: Rank| {
-            let key = (u64::from(a) << 32) | u64::from(b);
-            let slot = &mut memo[(key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - MEMO_BITS)) as usize];
-            if slot.0 != key {
-                *slot = (key, merges.get(a, b).unwrap_or(NO_MERGE));
-            }
-            slot.1
-        };
-        Some(f(&mut lookup, &mut scratch.pairs))
+        Some(f(&mut Memo { merges, memo: &mut scratch.memo }, &mut scratch.pairs))
     });
     match done {
         Ok(Some(t)) => t,
-        _ => f(&mut direct, &mut Vec::new()),
+        _ => f(&mut Memo { merges, memo: &mut [] }, &mut Vec::new()),
     }
 }
 
@@ -753,18 +761,19 @@ pub(crate) fn merge_word(merges: &Merges, ids: &mut Vec<Rank>) {
     if ids.len() < 2 {
         return;
     }
-    with_memo(merges, |pair, pairs| {
+    with_memo(merges, |memo, pairs| {
+        let mut pair = |a, b| memo.get(a, b);
         if ids.len() <= SHORT_WORD {
-            scan_merge(pair, ids, pairs);
+            scan_merge(&mut pair, ids, pairs);
         } else {
-            blocked_merge(pair, ids, None);
+            blocked_merge(&mut pair, ids, None);
         }
     });
 }
 
 /// The same order as [`heap_merge`] without a heap: each time, the lowest (rank, position)
 /// among the current adjacent pairs (quadratic, and faster for short words).
-fn scan_merge(pair: &mut dyn FnMut(Rank, Rank) -> (u32, Rank), ids: &mut Vec<Rank>, pairs: &mut Vec<(u32, Rank)>) {
+fn scan_merge(pair: &mut impl FnMut(Rank, Rank) -> (u32, Rank), ids: &mut Vec<Rank>, pairs: &mut Vec<(u32, Rank)>) {
     // pairs[i]: the merge of ids[i] and ids[i + 1] (rank, merged id), or NO_MERGE; only the
     // two pairs beside a merge are looked up again after it.
     pairs.clear();
@@ -806,7 +815,7 @@ const BLOCK_SHIFT: u32 = 4;
 /// pair missed it (the tiktoken engine's `merge_blocked`, over ids instead of bytes). With
 /// `lens`, each symbol's length, summed as symbols merge.
 fn blocked_merge(
-    pair: &mut dyn FnMut(Rank, Rank) -> (u32, Rank),
+    pair: &mut impl FnMut(Rank, Rank) -> (u32, Rank),
     ids: &mut Vec<Rank>,
     mut lens: Option<&mut Vec<usize>>,
 ) {
@@ -830,7 +839,8 @@ fn blocked_merge(
     let mut prev: Vec<u32> = (0..n32).map(|i| i.wrapping_sub(1)).collect();
     let mut live = vec![true; n];
     let mut keys: Vec<u64> = (0..n - 1).map(|i| key(pair(ids[i], ids[i + 1]), i)).collect();
-    keys.push(u64::MAX);
+    // Padded to whole blocks (see `bpe::refresh_block`).
+    keys.resize(n.next_multiple_of(1 << BLOCK_SHIFT), u64::MAX);
     let mut tree = Vec::new();
     let leaves = crate::bpe::build_tree(&keys, &mut tree, BLOCK_SHIFT);
     let refresh =
@@ -890,7 +900,11 @@ fn compact(ids: &mut Vec<Rank>, mut lens: Option<&mut Vec<usize>>, live: &[bool]
 /// `tokenizers`' own loop: a min-heap of (rank, position, merged id), stale entries skipped.
 /// The oracle of [`blocked_merge`] (tests) and its fallback for more than 2^32 symbols.
 /// With `lens`, each symbol's length, summed as symbols merge.
-fn heap_merge(pair: &mut dyn FnMut(Rank, Rank) -> (u32, Rank), ids: &mut Vec<Rank>, mut lens: Option<&mut Vec<usize>>) {
+fn heap_merge(
+    pair: &mut impl FnMut(Rank, Rank) -> (u32, Rank),
+    ids: &mut Vec<Rank>,
+    mut lens: Option<&mut Vec<usize>>,
+) {
     let mut merges = |a: Rank, b: Rank| Some(pair(a, b)).filter(|&m| m != NO_MERGE);
     const NONE: usize = usize::MAX;
     let n = ids.len();
