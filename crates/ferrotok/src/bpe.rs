@@ -21,8 +21,10 @@ use crate::error::{Error, Result};
 use crate::table;
 use crate::vocab::{Rank, Vocab};
 
-/// Pieces up to this many bytes use the quadratic scan; longer ones `merge_blocked`.
-pub const SMALL_PIECE: usize = 64;
+/// Pieces up to this many bytes use the quadratic scan; longer ones `merge_blocked`. 32 (64
+/// before): callgrind counts 7% fewer instructions for cl100k on CJK (many pieces of 33–64
+/// bytes) and the same on English and code.
+pub const SMALL_PIECE: usize = 32;
 
 const NONE: Rank = Rank::MAX;
 

@@ -669,8 +669,10 @@ impl CharBpe {
     }
 }
 
-/// Words of at most this many symbols are merged by scanning rather than with a heap.
-const SHORT_WORD: usize = 64;
+/// Words of at most this many symbols are merged by scanning (`scan_merge`, O(n) per merge),
+/// longer ones by `blocked_merge`. 64 before the blocked merge replaced the heap; at 32,
+/// callgrind counts 7% fewer instructions on Llama 3 CJK and the same on English.
+const SHORT_WORD: usize = 32;
 
 /// A BPE model's merges: (left id, right id) → (merge rank, merged id).
 #[derive(Debug, Clone, Default)]
