@@ -428,7 +428,7 @@ impl Encoding {
         self.vocab
             .token_bytes(id)
             .or_else(|| self.specials.bytes.get(&id).map(|b| &b[..]))
-            .ok_or(Error::InvalidToken(u64::from(id)))
+            .ok_or_else(|| Error::InvalidToken(u64::from(id)))
     }
 
     /// The bytes that `ids` stand for.

@@ -1019,7 +1019,7 @@ impl SentencePiece {
         let strip_first = self.normalizer.add_dummy_prefix || self.normalizer.remove_extra_whitespaces;
         let (mut bos_ws, mut bos_ws_seen) = (true, false);
         for &id in ids {
-            let piece = self.pieces.get(id as usize).ok_or(Error::InvalidToken(u64::from(id)))?;
+            let piece = self.pieces.get(id as usize).ok_or_else(|| Error::InvalidToken(u64::from(id)))?;
             let id = self.piece_to_id(piece.text.as_bytes());
             let kind = self.kind(id);
             if kind == PieceKind::Byte {
