@@ -36,7 +36,7 @@ use crate::error::{Error, Result};
 use crate::pretokenize::{PreTokenizer, GPT2_PATTERN_OLD};
 use crate::sentencepiece::{CharsMap, PieceKind, SentencePiece};
 use crate::table;
-use crate::vocab::Rank;
+use crate::vocab::{Rank, Vocab};
 
 mod general;
 mod offsets;
@@ -148,9 +148,11 @@ pub struct HfTokenizer {
     add_prefix_space: bool,
     /// Raw bytes → id for model tokens.
     vocab: FxHashMap<Vec<u8>, Rank>,
-    /// The tokens of `vocab` of at most 15 bytes, keyed by [`packed`]: one probe, no key on
-    /// the heap to compare (the whole-piece look-up of `ignore_merges` files).
-    short_vocab: FxHashMap<u128, Rank>,
+    /// With `ignore_merges`, `vocab` again as the tiktoken engine's [`Vocab`] (its open-addressed
+    /// `TokenTable`: a miss filter and 16-byte slots, probed with the short-table key's hash,
+    /// not hashed again), for the whole-piece look-up. A file whose vocabulary it cannot take
+    /// (two tokens with one id) uses `vocab` for it instead.
+    whole: Option<Box<Vocab>>,
     byte_ids: [Option<Rank>; 256],
     /// (left id, right id) → (merge rank, merged id).
     merges: general::Merges,
@@ -180,24 +182,6 @@ pub struct HfTokenizer {
     sentencepiece: Option<Box<SentencePiece>>,
     /// `Some`: the general pipeline (pre-tokenizer, model and decoder; see [`general`]).
     general: Option<Box<General>>,
-}
-
-/// [`packed`] from a piece's short-table key (the same integer, without copying the bytes
-/// again: the key's words are the piece's bytes, little-endian and zero-padded).
-#[inline(always)]
-fn packed_key(k: &ShortKey) -> Option<u128> {
-    (k.len <= 15).then(|| u128::from(k.w0) | u128::from(k.w1) << 64 | (k.len as u128) << 120)
-}
-
-/// Up to 15 bytes and their count in one integer (distinct byte strings, distinct keys).
-fn packed(bytes: &[u8]) -> Option<u128> {
-    if bytes.len() > 15 {
-        return None;
-    }
-    let mut key = [0u8; 16];
-    key[..bytes.len()].copy_from_slice(bytes);
-    key[15] = bytes.len() as u8;
-    Some(u128::from_le_bytes(key))
 }
 
 /// Caching: a per-thread [`WordCache`] from pieces of at most this many bytes to their ids,
@@ -353,16 +337,16 @@ impl HfTokenizer {
             .iter()
             .map(|t| t.as_ref().map(|s| byte_level_bytes(s, rev).unwrap_or_else(|| s.as_bytes().to_vec())))
             .collect();
-        let short_vocab = if ignore_merges {
-            vocab.iter().filter_map(|(bytes, &id)| Some((packed(bytes)?, id))).collect()
+        let whole = if ignore_merges {
+            Vocab::from_pairs(vocab.iter().map(|(bytes, &id)| (bytes.clone(), id)).collect()).ok().map(Box::new)
         } else {
-            FxHashMap::default()
+            None
         };
         Ok(Self {
             split,
             add_prefix_space,
             vocab,
-            short_vocab,
+            whole,
             byte_ids,
             merges: general::Merges::new(merges),
             ignore_merges,
@@ -410,7 +394,7 @@ impl HfTokenizer {
             split: None,
             add_prefix_space: false,
             vocab: FxHashMap::default(),
-            short_vocab: FxHashMap::default(),
+            whole: None,
             byte_ids: [None; 256],
             merges: general::Merges::default(),
             ignore_merges: false,
@@ -899,11 +883,12 @@ impl HfTokenizer {
             }
         }
         if self.ignore_merges {
-            let hit = match k.as_ref().and_then(packed_key) {
-                Some(key) => self.short_vocab.get(&key),
-                None => self.vocab.get(piece),
+            let hit = match (&self.whole, &k) {
+                (Some(whole), Some(k)) => whole.rank_hashed(piece, k.w0, k.h),
+                (Some(whole), None) => whole.rank(piece),
+                (None, _) => self.vocab.get(piece).copied(),
             };
-            if let Some(&id) = hit {
+            if let Some(id) = hit {
                 out.push(id);
                 if let Some(k) = &k {
                     cache.short().put(k, &[id]);
@@ -1699,7 +1684,7 @@ fn words(text: &str, split: WordSplit) -> Vec<&str> {
 
 #[cfg(test)]
 mod tests {
-    use super::{packed, packed_key, Norm, ShortKey};
+    use super::Norm;
     use proptest::prelude::*;
     use unicode_normalization_alignments::UnicodeNormalization;
 
@@ -1789,31 +1774,6 @@ mod tests {
             let text: String = picks.iter().map(|&i| CHARS[i]).collect();
             for n in [Norm::Nfc, Norm::Nfd, Norm::Nfkc, Norm::Nfkd] {
                 prop_assert_eq!(n.apply(&text, text.is_ascii()).unwrap(), whole(&n, &text), "{:?} on {:?}", n, text);
-            }
-        }
-    }
-
-    #[test]
-    fn packed_keys_are_distinct_for_distinct_byte_strings() {
-        // Trailing zero bytes are told apart by the length byte; past 15 bytes there is no key.
-        let keys = [&b""[..], b"\0", b"\0\0", b"a", b"a\0", b"\0a", b"fifteen bytes!!"];
-        let packed_keys: Vec<u128> = keys.iter().map(|k| packed(k).unwrap()).collect();
-        for (i, a) in packed_keys.iter().enumerate() {
-            for b in &packed_keys[i + 1..] {
-                assert_ne!(a, b);
-            }
-        }
-        assert_eq!(packed(b"sixteen bytes!!!"), None);
-    }
-
-    #[test]
-    fn packed_keys_from_short_keys_equal_packed_bytes() {
-        let text = b"\0a\xffbc\0\0defghijklmnopq\x80\x00z";
-        for start in 0..8 {
-            for len in 2..=16 {
-                let piece = &text[start..start + len];
-                let k = ShortKey::of(piece).unwrap();
-                assert_eq!(packed_key(&k), packed(piece), "{piece:?}");
             }
         }
     }
