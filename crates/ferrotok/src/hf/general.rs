@@ -756,9 +756,10 @@ fn with_memo<T>(merges: &Merges, mut f: impl FnMut(&mut Memo<'_>, &mut Vec<(u32,
     }
 }
 
-/// `tokenizers`' merge loop over a word's symbols: every adjacent pair listed in `merges`
-/// goes into a min-heap keyed by (merge rank, position); the lowest is applied unless its
-/// symbols changed since, and the pairs it forms with its neighbours are pushed.
+/// `tokenizers`' merges over a word's symbols, in its order: each time, the adjacent pair
+/// listed in `merges` with the lowest (merge rank, position). Words of up to `SHORT_WORD`
+/// symbols scan for it (`scan_merge`), longer ones use `blocked_merge`; `tokenizers`' own heap
+/// (`heap_merge`) is the tests' oracle for both.
 pub(crate) fn merge_word(merges: &Merges, ids: &mut Vec<Rank>) {
     if ids.len() < 2 {
         return;
