@@ -689,7 +689,7 @@ impl HfTokenizer {
         }
         if let Some(wp) = &self.wordpiece {
             return crate::cache::with_scratch(self.cache_id, |scratch| {
-                for w in words(&text.text, wp.split) {
+                for_each_word(&text.text, wp.split, |w| {
                     let start = w.as_ptr() as usize - text.text.as_ptr() as usize;
                     // The plain path's cached ids; the spans follow from them: one token covers
                     // the whole word (the unknown token too), the first of several its own
@@ -711,8 +711,8 @@ impl HfTokenizer {
                         }
                     }
                     flush(&text, start, seq, &mut spans);
-                }
-                Ok(())
+                    Ok(())
+                })
             });
         }
         // Byte-level BPE: a token covers as many raw bytes as its spelling has characters,
@@ -822,14 +822,14 @@ impl HfTokenizer {
         }
         if let Some(wp) = &self.wordpiece {
             return crate::cache::with_scratch(self.cache_id, |scratch| {
-                for w in words(text, wp.split) {
+                for_each_word(text, wp.split, |w| {
                     Self::piece_cached(&mut scratch.cache, w.as_bytes(), &mut seq.ids, |out| {
                         wp.encode_word(w, out, None);
                         Ok(())
                     })?;
                     seq.end_word();
-                }
-                Ok(())
+                    Ok(())
+                })
             });
         }
         crate::cache::with_scratch(self.cache_id, |scratch| self.encode_pieces(text, seq, &mut scratch.cache))
@@ -1421,11 +1421,40 @@ fn parse_added(
     Ok((added, special, matcher))
 }
 
+/// BERT's punctuation: ASCII punctuation and the Unicode punctuation categories. Below U+10000
+/// the answer comes from a bitmap filled 64 characters at a time as text needs them: the
+/// category look-up is seven binary searches, which took a sixth of a BERT encode of CJK text,
+/// and filling the whole map up front would cost milliseconds on a first call.
 fn is_bert_punct(c: char) -> bool {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    const BLOCKS: usize = 1 << 10;
+    // `BITS[b]`: the punctuation among characters 64b..64b+63, valid once bit b of `DONE` is
+    // set. Filling a block is idempotent (every thread computes the same word), and the bits
+    // are stored before the flag (Release) and read after it (Acquire).
+    static BITS: [AtomicU64; BLOCKS] = [const { AtomicU64::new(0) }; BLOCKS];
+    static DONE: [AtomicU64; BLOCKS / 64] = [const { AtomicU64::new(0) }; BLOCKS / 64];
     if c.is_ascii() {
         // Every ASCII character in a Unicode punctuation category is ASCII punctuation.
         return c.is_ascii_punctuation();
     }
+    let u = c as usize;
+    if u >= BLOCKS * 64 {
+        return is_bert_punct_by_category(c);
+    }
+    let block = u >> 6;
+    let flag = 1u64 << (block & 63);
+    if DONE[block >> 6].load(Ordering::Acquire) & flag == 0 {
+        let first = (block << 6) as u32;
+        let word = (0..64u32)
+            .filter(|k| char::from_u32(first + k).is_some_and(is_bert_punct_by_category))
+            .fold(0u64, |w, k| w | 1 << k);
+        BITS[block].store(word, Ordering::Relaxed);
+        DONE[block >> 6].fetch_or(flag, Ordering::Release);
+    }
+    BITS[block].load(Ordering::Relaxed) >> (u & 63) & 1 != 0
+}
+
+fn is_bert_punct_by_category(c: char) -> bool {
     c.is_ascii_punctuation() || unicode_categories::UnicodeCategories::is_punctuation(c)
 }
 
@@ -1506,8 +1535,15 @@ fn bert_normalize(text: &str, clean_text: bool, chinese: bool, strip_accents: bo
         if chinese && is_chinese_char(c) {
             flush(&mut run, &mut out);
             out.push(' ');
-            run.push(c);
-            flush(&mut run, &mut out);
+            if cjk_ideograph(c) {
+                // NFD leaves it alone (`stable_decomposed`), it is no mark and has no case:
+                // copied, not run through the decomposer (half of a BERT encode of CJK text).
+                out.push(c);
+            } else {
+                // Compatibility ideographs decompose (U+F900 to U+8C48): the general way.
+                run.push(c);
+                flush(&mut run, &mut out);
+            }
             out.push(' ');
         } else {
             run.push(c);
@@ -1515,6 +1551,38 @@ fn bert_normalize(text: &str, clean_text: bool, chinese: bool, strip_accents: bo
     }
     flush(&mut run, &mut out);
     out
+}
+
+/// BERT's normalizer straight from `tokenizers`' definition, one step over the whole text
+/// at a time: the oracle of [`bert_normalize`].
+#[cfg(test)]
+fn bert_normalize_reference(
+    text: &str,
+    clean_text: bool,
+    chinese: bool,
+    strip_accents: bool,
+    lowercase: bool,
+) -> String {
+    use unicode_categories::UnicodeCategories;
+    let control = |c: char| !matches!(c, '\t' | '\n' | '\r') && c.is_other();
+    let mut s: String = if clean_text {
+        text.chars()
+            .filter(|&c| !(c == '\0' || c == '\u{fffd}' || control(c)))
+            .map(|c| if c.is_whitespace() { ' ' } else { c })
+            .collect()
+    } else {
+        text.to_owned()
+    };
+    if chinese {
+        s = s.chars().flat_map(|c| if is_chinese_char(c) { vec![' ', c, ' '] } else { vec![c] }).collect();
+    }
+    if strip_accents {
+        s = s.nfd().map(|(c, _)| c).filter(|c| !c.is_mark_nonspacing()).collect();
+    }
+    if lowercase {
+        s = s.chars().flat_map(char::to_lowercase).collect();
+    }
+    s
 }
 
 /// Characters that a normalization form leaves alone and that nothing before them can
@@ -1701,8 +1769,86 @@ fn nmt(c: char) -> Option<char> {
     }
 }
 
-/// The words of a WordPiece pre-tokenizer.
-fn words(text: &str, split: WordSplit) -> Vec<&str> {
+/// The words of a WordPiece pre-tokenizer, in order, each handed to `f`.
+///
+/// ASCII bytes are classified through a table (word, whitespace, punctuation: ASCII
+/// punctuation is exactly `is_ascii_punctuation`, ASCII whitespace `is_ascii_whitespace` plus
+/// `\x0b`, as `char::is_whitespace` has it); other characters are decoded and tested. (The
+/// `split(char::is_whitespace)` and `char_indices` version decoded every character twice: a
+/// fifth of a BERT encode on English text.) [`words_reference`] is the oracle of a property test.
+fn for_each_word<'t>(text: &'t str, split: WordSplit, mut f: impl FnMut(&'t str) -> Result<()>) -> Result<()> {
+    const WORD: u8 = 0;
+    const SPACE: u8 = 1;
+    const PUNCT: u8 = 2;
+    const CLASS: [u8; 128] = {
+        let mut t = [WORD; 128];
+        let mut b = 0;
+        while b < 128 {
+            let c = b as u8;
+            t[b] = if c.is_ascii_whitespace() || c == 0x0b {
+                SPACE
+            } else if c.is_ascii_punctuation() {
+                PUNCT
+            } else {
+                WORD
+            };
+            b += 1;
+        }
+        t
+    };
+    let punct = matches!(split, WordSplit::Bert);
+    let bytes = text.as_bytes();
+    // `start`: where the current word began (None between words).
+    let mut start = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        let (class, len) = if b < 0x80 {
+            (CLASS[usize::from(b)], 1)
+        } else {
+            // `i` is a character boundary: every step moves by whole characters.
+            let c = text[i..].chars().next().unwrap_or_default();
+            let class = if c.is_whitespace() {
+                SPACE
+            } else if punct && is_bert_punct(c) {
+                PUNCT
+            } else {
+                WORD
+            };
+            (class, c.len_utf8())
+        };
+        match class {
+            WORD => {
+                start.get_or_insert(i);
+            }
+            SPACE => {
+                if let Some(s) = start.take() {
+                    f(&text[s..i])?;
+                }
+            }
+            _ if punct => {
+                if let Some(s) = start.take() {
+                    f(&text[s..i])?;
+                }
+                f(&text[i..i + len])?;
+            }
+            // ASCII punctuation without the BERT split is part of a word.
+            _ => {
+                start.get_or_insert(i);
+            }
+        }
+        i += len;
+    }
+    if let Some(s) = start {
+        f(&text[s..])?;
+    }
+    Ok(())
+}
+
+/// The words of a WordPiece pre-tokenizer, straight from `tokenizers`' definition: the
+/// oracle of [`for_each_word`].
+#[cfg(test)]
+fn words_reference(text: &str, split: WordSplit) -> Vec<&str> {
     let mut out = Vec::new();
     match split {
         WordSplit::WhitespaceSplit => out.extend(text.split(char::is_whitespace).filter(|w| !w.is_empty())),
@@ -1775,6 +1921,67 @@ mod tests {
         '\u{2f800}',
     ];
 
+    /// Characters for the word scan and BERT's normalizer: every ASCII class, non-ASCII
+    /// whitespace, punctuation and letters, CJK ideographs (unified, extension A and B, and
+    /// compatibility ones, which decompose), marks, Hangul and characters that lowercase.
+    const WORD_CHARS: &[char] = &[
+        'a',
+        'Z',
+        '0',
+        ' ',
+        '\t',
+        '\n',
+        '\r',
+        '\x0b',
+        '\x0c',
+        '\x00',
+        '\x7f',
+        '!',
+        '#',
+        '\'',
+        '-',
+        '~',
+        '\u{85}',
+        '\u{a0}',
+        '\u{2003}',
+        '\u{3000}',
+        '\u{2028}',
+        '¿',
+        '«',
+        '。',
+        '、',
+        '—',
+        'é',
+        'É',
+        'Ω',
+        'İ',
+        '\u{301}',
+        '中',
+        '文',
+        '\u{3400}',
+        '\u{9fff}',
+        '\u{20000}',
+        '\u{f900}',
+        '\u{fa0e}',
+        '\u{2f800}',
+        '가',
+        'か',
+        '\u{fffd}',
+        '\u{200b}',
+        '😀',
+    ];
+
+    /// The punctuation bitmap agrees with the category tables on every character.
+    #[test]
+    fn bert_punctuation_bitmap_equals_the_categories() {
+        let mut punct = 0;
+        for c in (0..=0x10FFFFu32).filter_map(char::from_u32) {
+            assert_eq!(super::is_bert_punct(c), super::is_bert_punct_by_category(c), "U+{:04X}", c as u32);
+            punct += usize::from(super::is_bert_punct(c));
+        }
+        assert!(punct > 700, "{punct}");
+    }
+
     /// Every character claimed stable is unchanged by its form, a starter, and quick-check
     /// "yes" in the normalization crate's own tables (what makes cutting before it exact).
     #[test]
@@ -1842,6 +2049,43 @@ mod tests {
             slow.encode_word(&word, &mut b, Some(&mut sb));
             prop_assert_eq!(a, b, "{:?}", word);
             prop_assert_eq!(sa, sb);
+        }
+
+        /// The table-driven word scan gives `tokenizers`' words: ASCII of every class (the
+        /// vertical tab is whitespace for `char::is_whitespace`, not for `u8`), non-ASCII
+        /// whitespace and punctuation, and any text at all.
+        #[test]
+        fn word_scan_equals_the_reference(
+            picks in proptest::collection::vec(0..WORD_CHARS.len(), 0..40),
+            any_text in any::<String>(),
+        ) {
+            let picked: String = picks.iter().map(|&i| WORD_CHARS[i]).collect();
+            for text in [&picked, &any_text] {
+                for split in [WordSplit::Bert, WordSplit::WhitespaceSplit] {
+                    let mut got = Vec::new();
+                    super::for_each_word(text, split, |w| {
+                        got.push(w);
+                        Ok(())
+                    })
+                    .unwrap();
+                    prop_assert_eq!(&got, &super::words_reference(text, split), "{:?} {:?}", split, text);
+                }
+            }
+        }
+
+        /// BERT's normalizer with its CJK shortcut equals the character-by-character one.
+        #[test]
+        fn bert_normalizer_equals_the_reference(
+            picks in proptest::collection::vec(0..WORD_CHARS.len(), 0..40),
+            flags in proptest::collection::vec(any::<bool>(), 4),
+        ) {
+            let text: String = picks.iter().map(|&i| WORD_CHARS[i]).collect();
+            let (clean, chinese, strip, lower) = (flags[0], flags[1], flags[2], flags[3]);
+            prop_assert_eq!(
+                super::bert_normalize(&text, clean, chinese, strip, lower),
+                super::bert_normalize_reference(&text, clean, chinese, strip, lower),
+                "{:?}", text
+            );
         }
 
         /// Normalizing only the regions that can change equals normalizing the whole text.
