@@ -185,7 +185,7 @@ impl Encoding {
         let bytes = text.as_bytes();
         let vocab = &*self.vocab;
         crate::cache::with_scratch(vocab.id(), |scratch| {
-            self.pretokenizer.split(text, |s, e| bpe::encode_piece(vocab, &bytes[s..e], base + s, out, scratch))
+            self.pretokenizer.split_batched(text, |s, e| bpe::encode_piece(vocab, &bytes[s..e], base + s, out, scratch))
         })
     }
 

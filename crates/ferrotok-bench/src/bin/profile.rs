@@ -3,7 +3,8 @@
 //! prints MB/s for pre-tokenization alone (hand-written, then the fancy-regex reference),
 //! for encode_ordinary, and for count; `passes` as the fourth argument prints the first pass
 //! over the text beside the best warm one; `batch` times 64 KB documents as one batch on one
-//! and on two threads.
+//! and on two threads. ENCODING may also be a `tokenizer.json` or SentencePiece `.model` path
+//! (first and warm passes of the whole pipeline).
 
 use std::time::Instant;
 
@@ -17,7 +18,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let repeat: usize = args.get(3).map_or(Ok(3), |s| s.parse())?;
     let only = args.get(4).map(String::as_str);
     let text = std::fs::read_to_string(path)?;
-    if name.ends_with(".json") {
+    if name.ends_with(".json") || name.ends_with(".model") {
         return hf_passes(name, &text, repeat);
     }
     let enc = ferrotok::registry::get(name)?;
@@ -93,7 +94,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// A `tokenizer.json` file instead of an encoding name: the first pass over the text beside
 /// the best warm one, `encode_plain` without special tokens.
 fn hf_passes(path: &str, text: &str, repeat: usize) -> Result<(), Box<dyn std::error::Error>> {
-    let tok = ferrotok::hf::HfTokenizer::from_json(&std::fs::read_to_string(path)?, path)?;
+    let tok = if path.ends_with(".model") {
+        ferrotok::hf::HfTokenizer::from_sentencepiece(&std::fs::read(path)?, path, false, false)?
+    } else {
+        ferrotok::hf::HfTokenizer::from_json(&std::fs::read_to_string(path)?, path)?
+    };
     let mut times = Vec::new();
     for _ in 0..repeat.max(2) {
         let t0 = Instant::now();

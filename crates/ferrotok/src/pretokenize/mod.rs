@@ -57,6 +57,29 @@ impl PreTokenizer {
         }
     }
 
+    /// `split`, with `f` called from a loop of its own: the splitter collects up to 64 pieces,
+    /// then `f` runs on each. Each loop then inlines its body; the splitter calling an encoder
+    /// from its callback paid a call with six saved registers a piece (callgrind: a tenth of
+    /// the instructions of a warm cl100k encode of English).
+    #[inline]
+    pub fn split_batched(&self, text: &str, mut f: impl FnMut(usize, usize) -> Result<()>) -> Result<()> {
+        const BATCH: usize = 64;
+        let mut pieces = [(0usize, 0usize); BATCH];
+        let mut n = 0;
+        // `f` has one call site, in `flush`, so that it is inlined there.
+        let mut flush = |batch: &[(usize, usize)]| batch.iter().try_for_each(|&(s, e)| f(s, e));
+        self.split(text, |s, e| {
+            pieces[n] = (s, e);
+            n += 1;
+            if n == BATCH {
+                n = 0;
+                flush(&pieces)?;
+            }
+            Ok(())
+        })?;
+        flush(&pieces[..n])
+    }
+
     /// Calls `f(start, end)` for each match, in order, empty matches included (as a regex
     /// engine's `find_iter` reports them; the hand-written splitters never match empty text).
     pub fn for_each_match(&self, text: &str, mut f: impl FnMut(usize, usize) -> Result<()>) -> Result<()> {
