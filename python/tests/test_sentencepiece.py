@@ -81,6 +81,18 @@ def test_ids_and_text_match_sentencepiece(pair: tuple[spm.SentencePieceProcessor
     assert mine.encode("hello world").tokens == ref.encode("hello world", out_type=str)
 
 
+def test_random_whitespace_and_word_starts_match(pair: tuple[spm.SentencePieceProcessor, ferrotok.Tokenizer]) -> None:
+    # Short random strings over the characters the normalizer's ASCII shortcut and the word
+    # split decide on: spaces in runs, at the ends, next to `▁` and to non-ASCII characters
+    # (which send the byte before them down the rule look-up), tabs and newlines, and `▁`
+    # itself, alone and doubled.
+    ref, mine = pair
+    alphabet = [" ", " ", "  ", "a", "b", "xy", ".", "\t", "\n", "\u2581", "\u2581\u2581", "\u00e9", "\u3000", "中", "\u00a0", "1"]
+    rng = random.Random(20261207)
+    docs = ["".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 14))) for _ in range(3000)]
+    assert assert_same(ref, mine, docs) == []
+
+
 def test_long_documents_match(pair: tuple[spm.SentencePieceProcessor, ferrotok.Tokenizer]) -> None:
     # Unigram path scores pass 1e5 in magnitude after ~10k pieces, where the library
     # re-centres them; whole-corpus documents glued together go far past that.
