@@ -1445,37 +1445,64 @@ fn parse_added(
     Ok((added, special, matcher))
 }
 
-/// BERT's punctuation: ASCII punctuation and the Unicode punctuation categories. Below U+10000
-/// the answer comes from a bitmap filled 64 characters at a time as text needs them: the
-/// category look-up is seven binary searches, which took a sixth of a BERT encode of CJK text,
-/// and filling the whole map up front would cost milliseconds on a first call.
+/// A property of the characters below U+10000, as a bitmap filled 64 characters at a time as
+/// text needs them (computing it for the whole plane up front would cost milliseconds on a
+/// first call). Characters above the plane are tested directly.
+struct LazyBmpBits {
+    /// `bits[b]`: the characters of 64b..64b+63 that have the property, valid once bit b of
+    /// `done` is set. Filling a block is idempotent (every thread computes the same word), and
+    /// the bits are stored before the flag (Release) and read after it (Acquire).
+    bits: [std::sync::atomic::AtomicU64; 1 << 10],
+    done: [std::sync::atomic::AtomicU64; 1 << 4],
+    test: fn(char) -> bool,
+}
+
+impl LazyBmpBits {
+    const fn new(test: fn(char) -> bool) -> Self {
+        use std::sync::atomic::AtomicU64;
+        Self { bits: [const { AtomicU64::new(0) }; 1 << 10], done: [const { AtomicU64::new(0) }; 1 << 4], test }
+    }
+
+    #[inline]
+    fn get(&self, c: char) -> bool {
+        use std::sync::atomic::Ordering;
+        let u = c as usize;
+        let Some(word) = self.bits.get(u >> 6) else { return (self.test)(c) };
+        let block = u >> 6;
+        let flag = 1u64 << (block & 63);
+        if self.done[block >> 6].load(Ordering::Acquire) & flag == 0 {
+            let first = (block << 6) as u32;
+            let bits =
+                (0..64u32).filter(|k| char::from_u32(first + k).is_some_and(self.test)).fold(0u64, |w, k| w | 1 << k);
+            word.store(bits, Ordering::Relaxed);
+            self.done[block >> 6].fetch_or(flag, Ordering::Release);
+        }
+        word.load(Ordering::Relaxed) >> (u & 63) & 1 != 0
+    }
+}
+
+/// BERT's punctuation: ASCII punctuation and the Unicode punctuation categories (the category
+/// look-up is seven binary searches, which took a sixth of a BERT encode of CJK text: a
+/// [`LazyBmpBits`] below U+10000).
 fn is_bert_punct(c: char) -> bool {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    const BLOCKS: usize = 1 << 10;
-    // `BITS[b]`: the punctuation among characters 64b..64b+63, valid once bit b of `DONE` is
-    // set. Filling a block is idempotent (every thread computes the same word), and the bits
-    // are stored before the flag (Release) and read after it (Acquire).
-    static BITS: [AtomicU64; BLOCKS] = [const { AtomicU64::new(0) }; BLOCKS];
-    static DONE: [AtomicU64; BLOCKS / 64] = [const { AtomicU64::new(0) }; BLOCKS / 64];
+    static PUNCT: LazyBmpBits = LazyBmpBits::new(is_bert_punct_by_category);
     if c.is_ascii() {
         // Every ASCII character in a Unicode punctuation category is ASCII punctuation.
         return c.is_ascii_punctuation();
     }
-    let u = c as usize;
-    if u >= BLOCKS * 64 {
-        return is_bert_punct_by_category(c);
-    }
-    let block = u >> 6;
-    let flag = 1u64 << (block & 63);
-    if DONE[block >> 6].load(Ordering::Acquire) & flag == 0 {
-        let first = (block << 6) as u32;
-        let word = (0..64u32)
-            .filter(|k| char::from_u32(first + k).is_some_and(is_bert_punct_by_category))
-            .fold(0u64, |w, k| w | 1 << k);
-        BITS[block].store(word, Ordering::Relaxed);
-        DONE[block >> 6].fetch_or(flag, Ordering::Release);
-    }
-    BITS[block].load(Ordering::Relaxed) >> (u & 63) & 1 != 0
+    PUNCT.get(c)
+}
+
+/// A character that BERT's accent stripping leaves alone and that the text can be cut before:
+/// NFD does not change it, it is a starter (canonical combining class 0, so canonical
+/// reordering never moves anything across it) and not a nonspacing mark.
+fn nfd_plain(c: char) -> bool {
+    use unicode_categories::UnicodeCategories;
+    let mut nfd = std::iter::once(c).nfd();
+    unicode_normalization_alignments::char::canonical_combining_class(c) == 0
+        && nfd.next().map(|(d, _)| d) == Some(c)
+        && nfd.next().is_none()
+        && !c.is_mark_nonspacing()
 }
 
 fn is_bert_punct_by_category(c: char) -> bool {
@@ -1506,10 +1533,22 @@ fn bert_normalize(text: &str, clean_text: bool, chinese: bool, strip_accents: bo
             }
         };
         if strip_accents {
-            for (c, _) in run.nfd() {
-                if !c.is_mark_nonspacing() {
-                    lower(c, out);
+            // Cut before each `nfd_plain` character (kana, Hangul jamo, most letters of most
+            // scripts): it is copied, and only what lies between such characters goes
+            // through the decomposer (which cost about 60 instructions a character).
+            static PLAIN: LazyBmpBits = LazyBmpBits::new(nfd_plain);
+            let mut rest = run.as_str();
+            while !rest.is_empty() {
+                let cut = rest.char_indices().find(|&(_, c)| PLAIN.get(c)).map_or(rest.len(), |(i, _)| i);
+                for (c, _) in rest[..cut].nfd() {
+                    if !c.is_mark_nonspacing() {
+                        lower(c, out);
+                    }
                 }
+                rest = &rest[cut..];
+                let end = rest.char_indices().find(|&(_, c)| !PLAIN.get(c)).map_or(rest.len(), |(i, _)| i);
+                rest[..end].chars().for_each(|c| lower(c, out));
+                rest = &rest[end..];
             }
         } else {
             run.chars().for_each(|c| lower(c, out));
@@ -1949,6 +1988,15 @@ mod tests {
     /// whitespace, punctuation and letters, CJK ideographs (unified, extension A and B, and
     /// compatibility ones, which decompose), marks, Hangul and characters that lowercase.
     const WORD_CHARS: &[char] = &[
+        '\u{3099}',
+        'が',
+        'ﬁ',
+        'Å',
+        '\u{212b}',
+        'ǅ',
+        'ア',
+        '\u{1100}',
+        '\u{323}',
         'a',
         'Z',
         '0',
@@ -1995,15 +2043,21 @@ mod tests {
         '😀',
     ];
 
-    /// The punctuation bitmap agrees with the category tables on every character.
+    /// The lazy bitmaps agree with their tests on every character (the punctuation one through
+    /// `is_bert_punct`, which also answers ASCII itself).
     #[test]
-    fn bert_punctuation_bitmap_equals_the_categories() {
-        let mut punct = 0;
+    fn lazy_bitmaps_equal_their_tests() {
+        let plain = super::LazyBmpBits::new(super::nfd_plain);
+        let (mut punct, mut plains) = (0, 0);
         for c in (0..=0x10FFFFu32).filter_map(char::from_u32) {
             assert_eq!(super::is_bert_punct(c), super::is_bert_punct_by_category(c), "U+{:04X}", c as u32);
+            assert_eq!(plain.get(c), super::nfd_plain(c), "U+{:04X}", c as u32);
             punct += usize::from(super::is_bert_punct(c));
+            plains += usize::from(plain.get(c));
         }
         assert!(punct > 700, "{punct}");
+        // Most characters are plain; Hangul syllables, precomposed Latin and marks are not.
+        assert!(plains > 200_000 && !plain.get('가') && !plain.get('é') && !plain.get('\u{301}'), "{plains}");
     }
 
     /// Every character claimed stable is unchanged by its form, a starter, and quick-check
