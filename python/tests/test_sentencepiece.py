@@ -103,6 +103,43 @@ def test_long_documents_match(pair: tuple[spm.SentencePieceProcessor, ferrotok.T
     assert assert_same(ref, mine, long) == []
 
 
+def near_tie_unigram(seed: int) -> bytes:
+    """A Unigram model over {a, b, c} whose pieces have scores that often make two
+    segmentations of a word tie to within float rounding: which one the library picks then
+    depends on the path score the word starts from."""
+    model = model_pb2.ModelProto()
+    model.ParseFromString((TESTDATA / "sentencepiece" / "botchan_en_unigram_1000.model").read_bytes())
+    kept = [p for p in model.pieces if p.type != model_pb2.ModelProto.SentencePiece.NORMAL]
+    del model.pieces[:]
+    model.pieces.extend(kept)
+    rng = random.Random(seed)
+    texts = ["\u2581", "a", "b", "c"]
+    texts += sorted({("\u2581" if rng.random() < 0.5 else "") + "".join(rng.choice("abc") for _ in range(rng.randrange(2, 5))) for _ in range(40)})
+    for t in texts:
+        # Few distinct magnitudes, with a little noise: sums of different pieces land close.
+        model.pieces.add(piece=t, score=-rng.choice([1.0, 1.5, 2.0, 3.0, 3.5]) - rng.randrange(4) * 1e-3, type=model_pb2.ModelProto.SentencePiece.NORMAL)
+    return model.SerializeToString()  # type: ignore[no-any-return]
+
+
+def test_unigram_near_ties_match_from_every_start_score() -> None:
+    # Tens of thousands of short words in one document: their start scores sweep from 0 to
+    # past -1e5 (where the library re-centres), and each word recurs at many of them. The
+    # word cache may reuse a word's path only where rounding provably cannot change it.
+    for seed in range(3):
+        data = near_tie_unigram(seed)
+        ref = spm.SentencePieceProcessor(model_proto=data)
+        mine = ferrotok.Tokenizer.from_sentencepiece_buffer(data)
+        rng = random.Random(seed)
+        words = ["".join(rng.choice("abc") for _ in range(rng.randrange(1, 9))) for _ in range(300)]
+        doc = " ".join(rng.choice(words) for _ in range(30_000))
+        ids = ref.encode(doc)
+        assert sum(ref.get_score(i) for i in ids) < -110_000
+        assert mine.encode(doc).ids == ids
+        assert mine.encode(doc).ids == ids  # every word cached now
+        short = [" ".join(rng.choice(words) for _ in range(rng.randrange(1, 30))) for _ in range(300)]
+        assert assert_same(ref, mine, short) == []
+
+
 def test_decode_of_arbitrary_ids_matches(pair: tuple[spm.SentencePieceProcessor, ferrotok.Tokenizer]) -> None:
     # Random ids: control pieces, <unk>, byte pieces that make invalid UTF-8, leading "▁".
     ref, mine = pair

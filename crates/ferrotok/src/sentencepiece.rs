@@ -13,7 +13,8 @@
 //! 2. **Segment.** Unigram: the Viterbi best path over every piece that starts at each
 //!    character, scored in the library's mix of `float` and `double` arithmetic so that ties
 //!    and near-ties resolve identically; a character no piece covers is `<unk>` with the
-//!    lowest score minus 10. O(n · longest piece). BPE: every adjacent pair that is a piece
+//!    lowest score minus 10. O(n · longest piece). Words are cached where float rounding
+//!    provably cannot change their path (see `unigram_word`). BPE: every adjacent pair that is a piece
 //!    goes into a max-heap keyed by (score, leftmost); the best is merged unless one of its
 //!    symbols changed since. O(n log n). Unused pieces are split back into their parts.
 //! 3. **Finish.** With byte fallback an unknown piece becomes its UTF-8 bytes' `<0xXX>`
@@ -516,76 +517,85 @@ pub struct SentencePiece {
     cache_id: u64,
 }
 
+/// A node of a word's Viterbi walk: the best path to this byte offset so far, in the
+/// library's `float` arithmetic (ties go to the path found first).
 #[derive(Clone, Copy)]
 struct Best {
     score: f32,
-    start: usize,
+    start: u32,
     id: Rank,
+    /// The score of the piece that ends the path here.
+    piece_score: f32,
     set: bool,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct LatticeStart {
-    char_len: u8,
-    single: bool,
-    edges: u32,
+/// The same node in exact arithmetic (`f64`, relative to the word's start), for the word
+/// cache: the best and second-best candidates, where the best starts, and the most additions
+/// on any path that reaches here.
+#[derive(Clone, Copy)]
+struct Exact {
+    best: f64,
+    second: f64,
+    from: u32,
+    depth: u32,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct LatticeEdge {
-    len: u32,
-    id: Rank,
-    score: f32,
+/// A cached Unigram word: its pieces (length in bytes, id, score) and the range of start
+/// scores for which the library's `float` walk provably picks them (empty when a near tie
+/// lets rounding decide: such words are always walked).
+struct UnigramWord {
+    pieces: Box<[(u32, Rank, f32)]>,
+    lo: f32,
+    hi: f32,
 }
 
-/// The library's one-pass Viterbi (`EncodeOptimized`), fed one word's lattice at a time.
-struct Viterbi {
+/// Buffers reused from word to word.
+#[derive(Default)]
+struct UnigramScratch {
     best: Vec<Best>,
-    frontier: usize,
-    unk_score: f32,
-    unk: Rank,
+    exact: Vec<Exact>,
+    /// The best path of the last walk: (length in bytes, id, score) per piece.
+    path: Vec<(u32, Rank, f32)>,
 }
 
-impl Viterbi {
-    fn walk(&mut self, at: usize, starts: &[LatticeStart], edges: &[LatticeEdge]) {
-        let mut start = at;
-        let mut e = 0;
-        for st in starts {
-            let mut here = self.best[start].score;
-            // The library re-centres the scores when they grow past ±1e5 (float precision
-            // fades there): every node still ahead is shifted so that this one scores 0.
-            if !(-RECENTRE_AT..=RECENTRE_AT).contains(&here) {
-                for (i, b) in self.best.iter_mut().enumerate().take(self.frontier + 1).skip(start) {
-                    if i == start || b.set {
-                        b.score -= here;
-                    }
-                }
-                here = 0.0;
+impl UnigramScratch {
+    /// The cache entry for the word just walked with `TRACK` (see
+    /// [`SentencePiece::unigram_word`]).
+    fn cache_entry(&self, n: usize) -> UnigramWord {
+        let never = UnigramWord { pieces: Box::new([]), lo: f32::INFINITY, hi: f32::NEG_INFINITY };
+        let mut at = 0u32;
+        for &(len, _, _) in &self.path {
+            let e = self.exact[(at + len) as usize];
+            // Written so that NaN fails: the margin must be provably wider than the rounding.
+            let wide = e.best - e.second > 2.0 * f64::from(e.depth) * HALF_ULP_BELOW_2_17 + 1e-9;
+            if !(wide && e.from == at) {
+                return never;
             }
-            // In `float`, as the library's results show (ties between equal paths go to the
-            // one found first).
-            for edge in &edges[e..e + st.edges as usize] {
-                let end = start + edge.len as usize;
-                self.frontier = self.frontier.max(end);
-                let candidate = edge.score + here;
-                let target = &mut self.best[end];
-                if !target.set || candidate > target.score {
-                    *target = Best { score: candidate, start, id: edge.id, set: true };
-                }
-            }
-            e += st.edges as usize;
-            let char_len = st.char_len as usize;
-            if !st.single {
-                self.frontier = self.frontier.max(start + char_len);
-                let candidate = self.unk_score + here;
-                let target = &mut self.best[start + char_len];
-                if !target.set || candidate > target.score {
-                    *target = Best { score: candidate, start, id: self.unk, set: true };
-                }
-            }
-            start += char_len;
+            at += len;
         }
+        let (mut lo, mut hi) = (0.0f64, 0.0f64);
+        for e in &self.exact[..=n] {
+            if e.best.is_finite() {
+                lo = lo.min(e.best);
+                hi = hi.max(e.best);
+            }
+        }
+        // One point of slack covers the rounding (at most 48 additions of 2^-8 each).
+        let limit = f64::from(RECENTRE_AT) - 1.0;
+        UnigramWord { pieces: self.path[..].into(), lo: (-limit - lo) as f32, hi: (limit - hi) as f32 }
     }
+}
+
+/// Pieces scoring beyond this magnitude keep a word out of the cache (the rounding bound
+/// below assumes every value stays under 2^17).
+const CACHE_MAX_SCORE: f32 = 1000.0;
+/// The largest rounding error of one `float` addition whose result is under 2^17 in
+/// magnitude: half a unit in the last place there, 2^(17 - 24 - 1).
+const HALF_ULP_BELOW_2_17: f64 = 1.0 / 256.0;
+
+thread_local! {
+    static UNIGRAM_WORDS: std::cell::RefCell<WordCache<UnigramWord>> =
+        std::cell::RefCell::new(WordCache::default());
 }
 
 /// A minimal protocol-buffer reader: every length is checked against the buffer.
@@ -801,55 +811,146 @@ impl SentencePiece {
         self.normal.get(piece).or_else(|| self.reserved.get(piece)).copied().unwrap_or(self.unk)
     }
 
-    /// Unigram segmentation: `EncodeOptimized`, the best path computed left to right.
+    /// Unigram segmentation: `EncodeOptimized`, the best path computed left to right. When
+    /// words segment independently, each is walked from the score the text so far ends with
+    /// (or taken from the word cache, see [`Self::unigram_word`]).
     fn viterbi(&self, s: &[u8], emit: &mut impl FnMut(&[u8], Rank)) {
-        let Algorithm::Unigram { min_score, .. } = &self.algorithm else { return };
-        let n = s.len();
-        let mut v = Viterbi {
-            best: vec![Best { score: 0.0, start: 0, id: self.unk, set: false }; n + 1],
-            frontier: 0,
-            unk_score: *min_score - UNK_PENALTY,
-            unk: self.unk,
-        };
-        // Lattices are built word by word into one scratch buffer (caching them by word does
-        // not pay: a cache look-up costs about what the trie walk does).
-        let mut scratch = (Vec::new(), Vec::new());
-        let mut word = |at: usize, word: &[u8]| {
-            scratch.0.clear();
-            scratch.1.clear();
-            self.lattice(word, &mut scratch);
-            v.walk(at, &scratch.0, &scratch.1);
-        };
+        let mut scratch = UnigramScratch::default();
         if self.word_splits {
-            for_each_word(s, &mut word);
+            let mut h = 0.0;
+            for_each_word(s, |_, word| h = self.unigram_word(word, h, &mut scratch, emit));
         } else {
-            word(0, s);
-        }
-        let mut path = Vec::new();
-        let mut end = n;
-        while end > 0 {
-            let b = v.best[end];
-            path.push((b.start, end, b.id));
-            end = b.start;
-        }
-        for &(s0, e, id) in path.iter().rev() {
-            emit(&s[s0..e], id);
+            self.walk::<false>(s, 0.0, &mut scratch);
+            Self::emit_path(s, &scratch.path, emit);
         }
     }
 
-    /// The Unigram lattice of one word: for each character start, the pieces that start there
-    /// (shortest first, as the trie walk finds them) and whether one of them is the character.
-    fn lattice(&self, word: &[u8], out: &mut (Vec<LatticeStart>, Vec<LatticeEdge>)) {
-        let Algorithm::Unigram { trie, max_score, scores, user_defined, .. } = &self.algorithm else { return };
-        let n = word.len();
+    fn emit_path(word: &[u8], path: &[(u32, Rank, f32)], emit: &mut impl FnMut(&[u8], Rank)) {
+        let mut at = 0;
+        for &(len, id, _) in path {
+            emit(&word[at..at + len as usize], id);
+            at += len as usize;
+        }
+    }
+
+    /// One word, starting from path score `h`; returns the path score at its end.
+    ///
+    /// The cache is exact although the library's scores depend on where the word starts
+    /// (`float` sums round differently at different magnitudes). A word's entry is its best
+    /// path in exact arithmetic, kept only if at each node of that path the best candidate
+    /// beats the second by more than the rounding of both could close: each addition errs by
+    /// at most half an ulp (2^-8 below 2^17), and a node `d` additions from the word's start
+    /// errs by at most `d` of those, since max() never widens an error. The entry also says
+    /// which start scores keep every node within ±1e5 (no re-centring inside the word, values
+    /// under 2^17). For those, the library's walk picks the cached path, and its end score is
+    /// the cached pieces' scores added to `h` in order, as the walk adds them.
+    fn unigram_word(
+        &self,
+        word: &[u8],
+        h: f32,
+        scratch: &mut UnigramScratch,
+        emit: &mut impl FnMut(&[u8], Rank),
+    ) -> f32 {
+        if word.len() > CACHE_MAX_WORD {
+            let end = self.walk::<false>(word, h, scratch);
+            Self::emit_path(word, &scratch.path, emit);
+            return end;
+        }
+        // The walk re-centres a start score out of range to 0 before anything else.
+        let h = if (-RECENTRE_AT..=RECENTRE_AT).contains(&h) { h } else { 0.0 };
+        let mut end = None;
+        let known = UNIGRAM_WORDS.with(|c| {
+            c.try_borrow_mut().is_ok_and(|mut c| {
+                c.lookup(self.cache_id, word, |w| {
+                    if w.lo <= h && h <= w.hi {
+                        let mut at = 0;
+                        let mut score = h;
+                        for &(len, id, piece_score) in &w.pieces {
+                            emit(&word[at..at + len as usize], id);
+                            at += len as usize;
+                            // The walk's order (`piece + here`); float addition commutes.
+                            score += piece_score;
+                        }
+                        end = Some(score);
+                    }
+                })
+            })
+        });
+        if let Some(end) = end {
+            return end;
+        }
+        let end = if known { self.walk::<false>(word, h, scratch) } else { self.walk::<true>(word, h, scratch) };
+        Self::emit_path(word, &scratch.path, emit);
+        if !known {
+            let entry = scratch.cache_entry(word.len());
+            UNIGRAM_WORDS.with(|c| {
+                if let Ok(mut c) = c.try_borrow_mut() {
+                    c.insert(self.cache_id, word.into(), entry);
+                }
+            });
+        }
+        end
+    }
+
+    /// The library's one-pass Viterbi over `s` from start score `h`: for each character,
+    /// every piece that starts there (shortest first, as the trie walk finds them), and
+    /// `<unk>` for the character when no piece is exactly it. Leaves the best path in
+    /// `scratch.path` and returns its score. With `TRACK`, also fills `scratch.exact`.
+    fn walk<const TRACK: bool>(&self, s: &[u8], h: f32, scratch: &mut UnigramScratch) -> f32 {
+        let Algorithm::Unigram { trie, min_score, max_score, scores, user_defined } = &self.algorithm else {
+            return h;
+        };
+        let unk_score = *min_score - UNK_PENALTY;
+        let n = s.len();
+        let UnigramScratch { best, exact, path } = scratch;
+        let unset = Best { score: 0.0, start: 0, id: self.unk, piece_score: 0.0, set: false };
+        best.clear();
+        best.resize(n + 1, unset);
+        best[0] = Best { score: h, set: true, ..unset };
+        if TRACK {
+            exact.clear();
+            exact.resize(n + 1, Exact { best: f64::NEG_INFINITY, second: f64::NEG_INFINITY, from: 0, depth: 0 });
+            exact[0].best = 0.0;
+        }
+        let mut frontier = 0;
         let mut start = 0;
         while start < n {
-            let char_len = one_char_len(&word[start..]);
+            let mut here = best[start].score;
+            // The library re-centres the scores when they grow past ±1e5 (float precision
+            // fades there): every node still ahead is shifted so that this one scores 0.
+            if !(-RECENTRE_AT..=RECENTRE_AT).contains(&here) {
+                for (i, b) in best.iter_mut().enumerate().take(frontier + 1).skip(start) {
+                    if i == start || b.set {
+                        b.score -= here;
+                    }
+                }
+                here = 0.0;
+            }
+            let (rel, depth) = if TRACK { (exact[start].best, exact[start].depth + 1) } else { (0.0, 0) };
+            let mut relax = |end: usize, piece_score: f32, id: Rank| {
+                frontier = frontier.max(end);
+                let candidate = piece_score + here;
+                let target = &mut best[end];
+                if !target.set || candidate > target.score {
+                    *target = Best { score: candidate, start: start as u32, id, piece_score, set: true };
+                }
+                if TRACK {
+                    let c = if piece_score.abs() < CACHE_MAX_SCORE { f64::from(piece_score) + rel } else { f64::NAN };
+                    let e = &mut exact[end];
+                    if c > e.best {
+                        *e = Exact { best: c, second: e.best, from: start as u32, depth: e.depth.max(depth) };
+                    } else {
+                        // NaN (a score out of bounds) poisons the margin: no cache entry.
+                        e.second = if c > e.second || c.is_nan() { c } else { e.second };
+                        e.depth = e.depth.max(depth);
+                    }
+                }
+            };
+            let char_len = one_char_len(&s[start..]);
             let mut single = false;
             let mut node = 0u32;
-            let first = out.1.len();
             for end in start + 1..=n {
-                let Some(next) = trie.step(node, word[end - 1]) else { break };
+                let Some(next) = trie.step(node, s[end - 1]) else { break };
                 node = next;
                 let Some(id) = trie.value(node) else { continue };
                 let len = end - start;
@@ -859,12 +960,23 @@ impl SentencePiece {
                 } else {
                     scores[id as usize]
                 };
-                out.1.push(LatticeEdge { len: len as u32, id, score });
+                relax(end, score, id);
                 single |= len == char_len;
             }
-            out.0.push(LatticeStart { char_len: char_len as u8, single, edges: (out.1.len() - first) as u32 });
+            if !single {
+                relax(start + char_len, unk_score, self.unk);
+            }
             start += char_len;
         }
+        path.clear();
+        let mut end = n;
+        while end > 0 {
+            let b = best[end];
+            path.push((end as u32 - b.start, b.id, b.piece_score));
+            end = b.start as usize;
+        }
+        path.reverse();
+        best[n].score
     }
 
     /// BPE segmentation: merge the best-scoring adjacent pair (leftmost on ties) until none is
