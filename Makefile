@@ -42,7 +42,8 @@ test-rust: ## Rust unit, property and CLI snapshot tests
 
 .PHONY: test-python
 test-python: develop ## pytest (differential vs tiktoken, properties, errors, CLI), stubtest, mypy
-	$(PY) -m pytest -q $(FULL_CORPUS)
+	@# One worker per core (pytest-xdist); work stealing evens out the long corpus tests.
+	$(PY) -m pytest -q -n auto --dist worksteal $(FULL_CORPUS)
 	$(PY) -m mypy.stubtest ferrotok._core
 	$(PY) -m mypy
 

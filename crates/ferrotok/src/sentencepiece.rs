@@ -480,6 +480,18 @@ struct Sym {
     id: u32,
 }
 
+/// Buffers of SentencePiece BPE reused from word to word (a miss allocates nothing new).
+#[derive(Default)]
+struct BpeScratch {
+    syms: Vec<Sym>,
+    /// Short words: the best pair starting at each symbol, as (score key, merged id).
+    best: Vec<Option<(u32, Rank)>>,
+    /// Unused pieces merged so far, with the symbols they were merged from.
+    unused_parts: Vec<(Rank, (u32, u32))>,
+    /// A missed word's pieces, for the cache.
+    pieces: Vec<(u32, Rank)>,
+}
+
 /// BPE words up to this many bytes are cached per thread (see [`WordCache`]).
 const CACHE_MAX_WORD: usize = 48;
 /// Words of at most this many symbols merge by scanning instead of through a heap.
@@ -767,16 +779,17 @@ impl SentencePiece {
             Algorithm::Bpe(_) if self.word_splits => {
                 // Words (a `▁` after anything else starts one) merge independently: no piece
                 // holds a `▁` after another character, so no merge crosses a word's start.
-                for_each_word(&normalized, |_, word| self.bpe_word(word, &mut emit));
+                let mut scratch = BpeScratch::default();
+                for_each_word(&normalized, |_, word| self.bpe_word(word, &mut scratch, &mut emit));
             }
-            Algorithm::Bpe(_) => self.bpe(&normalized, &mut emit),
+            Algorithm::Bpe(_) => self.bpe(&normalized, &mut BpeScratch::default(), &mut emit),
         }
     }
 
     /// `bpe` for one word, through the per-thread cache of short words.
-    fn bpe_word(&self, word: &[u8], emit: &mut impl FnMut(&[u8], Rank)) {
+    fn bpe_word(&self, word: &[u8], scratch: &mut BpeScratch, emit: &mut impl FnMut(&[u8], Rank)) {
         if word.len() > CACHE_MAX_WORD {
-            return self.bpe(word, emit);
+            return self.bpe(word, scratch, emit);
         }
         // Generic, not `&mut dyn FnMut`: no indirect call per piece on the hit path.
         fn emit_all(word: &[u8], pieces: &[(u32, Rank)], emit: &mut impl FnMut(&[u8], Rank)) {
@@ -792,14 +805,16 @@ impl SentencePiece {
         if hit {
             return;
         }
-        let mut pieces = Vec::with_capacity(word.len());
-        self.bpe(word, &mut |p: &[u8], id| pieces.push((p.len() as u32, id)));
+        let mut pieces = std::mem::take(&mut scratch.pieces);
+        pieces.clear();
+        self.bpe(word, scratch, &mut |p: &[u8], id| pieces.push((p.len() as u32, id)));
         emit_all(word, &pieces, emit);
         WORDS.with(|c| {
             if let Ok(mut c) = c.try_borrow_mut() {
                 c.insert(self.cache_id, word.into(), pieces[..].into());
             }
         });
+        scratch.pieces = pieces;
     }
 
     fn kind(&self, id: Rank) -> PieceKind {
@@ -981,10 +996,11 @@ impl SentencePiece {
 
     /// BPE segmentation: merge the best-scoring adjacent pair (leftmost on ties) until none is
     /// a piece.
-    fn bpe(&self, s: &[u8], emit: &mut impl FnMut(&[u8], Rank)) {
+    fn bpe(&self, s: &[u8], scratch: &mut BpeScratch, emit: &mut impl FnMut(&[u8], Rank)) {
         const NONE: usize = usize::MAX;
         let Algorithm::Bpe(table) = &self.algorithm else { return };
-        let mut syms: Vec<Sym> = Vec::with_capacity(s.len());
+        let BpeScratch { syms, best, unused_parts, .. } = scratch;
+        syms.clear();
         let mut at = 0;
         while at < s.len() {
             let (len, id) = match self.user.longest_prefix(&s[at..]) {
@@ -1007,7 +1023,7 @@ impl SentencePiece {
         if syms.len() <= SHORT_WORD {
             // Short words: scan the adjacent pairs for the best instead of keeping a heap. The
             // same choice (highest score, leftmost) and the same order of pair look-ups.
-            let mut unused_parts: Vec<(Rank, (u32, u32))> = Vec::new();
+            unused_parts.clear();
             let mut pair = |syms: &[Sym], left: usize| -> Option<(u32, Rank)> {
                 let right = syms[left].next;
                 if right == NONE {
@@ -1020,7 +1036,8 @@ impl SentencePiece {
                 }
                 Some((key, merged))
             };
-            let mut best: Vec<Option<(u32, Rank)>> = (0..syms.len()).map(|i| pair(&syms, i)).collect();
+            best.clear();
+            best.extend((0..syms.len()).map(|i| pair(syms, i)));
             loop {
                 let mut top: Option<(u32, usize)> = None;
                 let mut i = 0;
@@ -1046,12 +1063,12 @@ impl SentencePiece {
                 best[right] = None;
                 let prev = syms[left].prev;
                 if prev != NONE {
-                    best[prev] = pair(&syms, prev);
+                    best[prev] = pair(syms, prev);
                 }
-                best[left] = pair(&syms, left);
+                best[left] = pair(syms, left);
             }
-            let parts: FxHashMap<Rank, (u32, u32)> = unused_parts.into_iter().collect();
-            return self.bpe_emit(s, &syms, &parts, table, emit);
+            let parts: FxHashMap<Rank, (u32, u32)> = unused_parts.drain(..).collect();
+            return self.bpe_emit(s, syms, &parts, table, emit);
         }
         // (score key, leftmost first, right, size, merged id)
         type Heap = BinaryHeap<(u32, std::cmp::Reverse<usize>, usize, usize, Rank)>;
@@ -1070,7 +1087,7 @@ impl SentencePiece {
             }
         };
         for i in 1..syms.len() {
-            add(&syms, &mut heap, i - 1, i);
+            add(syms, &mut heap, i - 1, i);
         }
         while let Some((_, std::cmp::Reverse(left), right, size, merged)) = heap.pop() {
             let (l, r) = (&syms[left], &syms[right]);
@@ -1086,10 +1103,10 @@ impl SentencePiece {
             }
             syms[right].len = 0;
             let prev = syms[left].prev;
-            add(&syms, &mut heap, prev, left);
-            add(&syms, &mut heap, left, after);
+            add(syms, &mut heap, prev, left);
+            add(syms, &mut heap, left, after);
         }
-        self.bpe_emit(s, &syms, &unused_parts, table, emit);
+        self.bpe_emit(s, syms, &unused_parts, table, emit);
     }
 
     /// Emits the merged symbols from the first, splitting unused pieces back into the symbols
