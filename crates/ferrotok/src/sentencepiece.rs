@@ -389,6 +389,9 @@ enum Algorithm {
 #[derive(Debug, Clone)]
 struct BpeTable {
     pairs: FxHashMap<(u32, u32), (u32, Rank)>,
+    /// Every two characters that some piece holds side by side, as `char_key`s (first in the
+    /// high half).
+    joins: rustc_hash::FxHashSet<u64>,
     ascii: [u32; 128],
     chars: FxHashMap<u32, u32>,
     /// The text of the character symbols, by id minus the number of pieces.
@@ -446,7 +449,19 @@ impl BpeTable {
         for (b, slot) in ascii.iter_mut().enumerate() {
             *slot = symbol(&[b as u8]).unwrap_or(NO_VALUE);
         }
-        Self { pairs, ascii, chars, char_text }
+        let mut joins = rustc_hash::FxHashSet::default();
+        for text in normal.keys() {
+            let mut at = one_char_len(text);
+            let mut prev = char_key(&text[..at]);
+            while at < text.len() {
+                let len = one_char_len(&text[at..]);
+                let key = char_key(&text[at..at + len]);
+                joins.insert(u64::from(prev) << 32 | u64::from(key));
+                prev = key;
+                at += len;
+            }
+        }
+        Self { pairs, joins, ascii, chars, char_text }
     }
 
     /// The symbol id of one character (or `NO_VALUE`).
@@ -788,9 +803,40 @@ impl SentencePiece {
 
     /// `bpe` for one word, through the per-thread cache of short words.
     fn bpe_word(&self, word: &[u8], scratch: &mut BpeScratch, emit: &mut impl FnMut(&[u8], Rank)) {
-        if word.len() > CACHE_MAX_WORD {
-            return self.bpe(word, scratch, emit);
+        if word.len() <= CACHE_MAX_WORD {
+            return self.bpe_cached(word, scratch, emit);
         }
+        // A long word (CJK text has no spaces) is cut between two characters that no piece
+        // holds side by side: no merge can cross such a cut, and the merges on either side
+        // are the same merges in the same order (see `docs/design.md`). The chunks are short
+        // and recur, so they go through the cache.
+        let Algorithm::Bpe(table) = &self.algorithm else { return };
+        let mut start = 0;
+        let mut at = one_char_len(word);
+        let mut prev = char_key(&word[..at]);
+        while at < word.len() {
+            let len = one_char_len(&word[at..]);
+            let key = char_key(&word[at..at + len]);
+            if !table.joins.contains(&(u64::from(prev) << 32 | u64::from(key))) {
+                self.bpe_chunk(&word[start..at], scratch, emit);
+                start = at;
+            }
+            prev = key;
+            at += len;
+        }
+        self.bpe_chunk(&word[start..], scratch, emit);
+    }
+
+    fn bpe_chunk(&self, chunk: &[u8], scratch: &mut BpeScratch, emit: &mut impl FnMut(&[u8], Rank)) {
+        if chunk.len() <= CACHE_MAX_WORD {
+            self.bpe_cached(chunk, scratch, emit);
+        } else {
+            self.bpe(chunk, scratch, emit);
+        }
+    }
+
+    /// `bpe` through the per-thread cache.
+    fn bpe_cached(&self, word: &[u8], scratch: &mut BpeScratch, emit: &mut impl FnMut(&[u8], Rank)) {
         // Generic, not `&mut dyn FnMut`: no indirect call per piece on the hit path.
         fn emit_all(word: &[u8], pieces: &[(u32, Rank)], emit: &mut impl FnMut(&[u8], Rank)) {
             let mut at = 0;
@@ -1418,6 +1464,29 @@ mod tests {
             let bounds: Vec<usize> = std::iter::once(0).chain(starts).chain(std::iter::once(s.len())).collect();
             let want: Vec<(usize, Vec<u8>)> = bounds.windows(2).map(|w| (w[0], s[w[0]..w[1]].to_vec())).collect();
             prop_assert_eq!(got, want);
+        }
+    }
+
+    static MISTRAL: std::sync::LazyLock<SentencePiece> = std::sync::LazyLock::new(|| {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/sentencepiece/mistral-7b-v0.1.model");
+        SentencePiece::from_bytes(&std::fs::read(path).unwrap(), "mistral-7b-v0.1.model").unwrap()
+    });
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+        /// A long word cut where no piece holds the two characters side by side gives the
+        /// pieces of the whole word merged at once.
+        #[test]
+        fn long_words_cut_between_unjoinable_characters_merge_the_same(picks in proptest::collection::vec(0..14usize, 20..120)) {
+            let parts = ["中", "国", "人", "的", "日本", "語", "の", "テ", "ス", "ト", "a", "th", "e", "1"];
+            let mut word = SPACE.to_vec();
+            word.extend(picks.iter().flat_map(|&i| parts[i].bytes()));
+            prop_assume!(word.len() > CACHE_MAX_WORD);
+            let mut whole = Vec::new();
+            MISTRAL.bpe(&word, &mut BpeScratch::default(), &mut |p: &[u8], id| whole.push((p.to_vec(), id)));
+            let mut cut = Vec::new();
+            MISTRAL.bpe_word(&word, &mut BpeScratch::default(), &mut |p: &[u8], id| cut.push((p.to_vec(), id)));
+            prop_assert_eq!(cut, whole);
         }
     }
 
