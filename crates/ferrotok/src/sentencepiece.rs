@@ -406,6 +406,31 @@ fn char_key(c: &[u8]) -> u32 {
     u32::from_le_bytes(k)
 }
 
+/// Calls `f(pair, at)` for each two adjacent characters of `s`: their `char_key`s (the first
+/// in the high half) and the byte offset of the second.
+#[inline]
+fn for_each_char_pair(s: &[u8], mut f: impl FnMut(u64, usize)) {
+    let mut at = one_char_len(s);
+    let mut prev = char_key(&s[..at]);
+    while at < s.len() {
+        let len = one_char_len(&s[at..]);
+        let key = char_key(&s[at..at + len]);
+        f(u64::from(prev) << 32 | u64::from(key), at);
+        prev = key;
+        at += len;
+    }
+}
+
+/// Emits the pieces of `word` given by their lengths in bytes, in order.
+#[inline]
+fn emit_by_length(word: &[u8], pieces: impl IntoIterator<Item = (u32, Rank)>, emit: &mut impl FnMut(&[u8], Rank)) {
+    let mut at = 0;
+    for (len, id) in pieces {
+        emit(&word[at..at + len as usize], id);
+        at += len as usize;
+    }
+}
+
 impl BpeTable {
     fn build(pieces: &[Piece], normal: &FxHashMap<Vec<u8>, Rank>) -> Self {
         let mut chars: FxHashMap<u32, u32> = FxHashMap::default();
@@ -451,15 +476,9 @@ impl BpeTable {
         }
         let mut joins = rustc_hash::FxHashSet::default();
         for text in normal.keys() {
-            let mut at = one_char_len(text);
-            let mut prev = char_key(&text[..at]);
-            while at < text.len() {
-                let len = one_char_len(&text[at..]);
-                let key = char_key(&text[at..at + len]);
-                joins.insert(u64::from(prev) << 32 | u64::from(key));
-                prev = key;
-                at += len;
-            }
+            for_each_char_pair(text, |pair, _| {
+                joins.insert(pair);
+            });
         }
         Self { pairs, joins, ascii, chars, char_text }
     }
@@ -812,18 +831,12 @@ impl SentencePiece {
         // and recur, so they go through the cache.
         let Algorithm::Bpe(table) = &self.algorithm else { return };
         let mut start = 0;
-        let mut at = one_char_len(word);
-        let mut prev = char_key(&word[..at]);
-        while at < word.len() {
-            let len = one_char_len(&word[at..]);
-            let key = char_key(&word[at..at + len]);
-            if !table.joins.contains(&(u64::from(prev) << 32 | u64::from(key))) {
+        for_each_char_pair(word, |pair, at| {
+            if !table.joins.contains(&pair) {
                 self.bpe_chunk(&word[start..at], scratch, emit);
                 start = at;
             }
-            prev = key;
-            at += len;
-        }
+        });
         self.bpe_chunk(&word[start..], scratch, emit);
     }
 
@@ -838,15 +851,10 @@ impl SentencePiece {
     /// `bpe` through the per-thread cache.
     fn bpe_cached(&self, word: &[u8], scratch: &mut BpeScratch, emit: &mut impl FnMut(&[u8], Rank)) {
         // Generic, not `&mut dyn FnMut`: no indirect call per piece on the hit path.
-        fn emit_all(word: &[u8], pieces: &[(u32, Rank)], emit: &mut impl FnMut(&[u8], Rank)) {
-            let mut at = 0;
-            for &(len, id) in pieces {
-                emit(&word[at..at + len as usize], id);
-                at += len as usize;
-            }
-        }
         let hit = WORDS.with(|c| {
-            c.try_borrow_mut().is_ok_and(|mut c| c.lookup(self.cache_id, word, |pieces| emit_all(word, pieces, emit)))
+            c.try_borrow_mut().is_ok_and(|mut c| {
+                c.lookup(self.cache_id, word, |pieces| emit_by_length(word, pieces.iter().copied(), emit))
+            })
         });
         if hit {
             return;
@@ -854,7 +862,7 @@ impl SentencePiece {
         let mut pieces = std::mem::take(&mut scratch.pieces);
         pieces.clear();
         self.bpe(word, scratch, &mut |p: &[u8], id| pieces.push((p.len() as u32, id)));
-        emit_all(word, &pieces, emit);
+        emit_by_length(word, pieces.iter().copied(), emit);
         WORDS.with(|c| {
             if let Ok(mut c) = c.try_borrow_mut() {
                 c.insert(self.cache_id, word.into(), pieces[..].into());
@@ -882,15 +890,7 @@ impl SentencePiece {
             for_each_word(s, |_, word| h = self.unigram_word(word, h, &mut scratch, emit));
         } else {
             self.walk::<false>(s, 0.0, &mut scratch);
-            Self::emit_path(s, &scratch.path, emit);
-        }
-    }
-
-    fn emit_path(word: &[u8], path: &[(u32, Rank, f32)], emit: &mut impl FnMut(&[u8], Rank)) {
-        let mut at = 0;
-        for &(len, id, _) in path {
-            emit(&word[at..at + len as usize], id);
-            at += len as usize;
+            emit_by_length(s, scratch.path.iter().map(|&(len, id, _)| (len, id)), emit);
         }
     }
 
@@ -914,7 +914,7 @@ impl SentencePiece {
     ) -> f32 {
         if word.len() > CACHE_MAX_WORD {
             let end = self.walk::<false>(word, h, scratch);
-            Self::emit_path(word, &scratch.path, emit);
+            emit_by_length(word, scratch.path.iter().map(|&(len, id, _)| (len, id)), emit);
             return end;
         }
         // The walk re-centres a start score out of range to 0 before anything else.
@@ -941,7 +941,7 @@ impl SentencePiece {
             return end;
         }
         let end = if known { self.walk::<false>(word, h, scratch) } else { self.walk::<true>(word, h, scratch) };
-        Self::emit_path(word, &scratch.path, emit);
+        emit_by_length(word, scratch.path.iter().map(|&(len, id, _)| (len, id)), emit);
         if !known {
             let entry = scratch.cache_entry(word.len());
             UNIGRAM_WORDS.with(|c| {
