@@ -14,9 +14,10 @@
 //!    character, scored in the library's mix of `float` and `double` arithmetic so that ties
 //!    and near-ties resolve identically; a character no piece covers is `<unk>` with the
 //!    lowest score minus 10. O(n · longest piece). Words are cached where float rounding
-//!    provably cannot change their path (see `unigram_word`). BPE: every adjacent pair that is a piece
-//!    goes into a max-heap keyed by (score, leftmost); the best is merged unless one of its
-//!    symbols changed since. O(n log n). Unused pieces are split back into their parts.
+//!    provably cannot change their path (see `unigram_word`). BPE: the adjacent pair that is the best-scoring
+//!    piece (leftmost on ties) is merged until none is left: found by a scan in short words
+//!    (O(n²), tiny constants), through a tournament tree over blocks of pair keys in long ones
+//!    (O(n · (16 + log n))). Unused pieces are split back into their parts.
 //! 3. **Finish.** With byte fallback an unknown piece becomes its UTF-8 bytes' `<0xXX>`
 //!    pieces; without it, a run of unknowns is one `<unk>`.
 //!
@@ -24,10 +25,9 @@
 //! (` ⁇ `), `▁` becomes a space (the first one dropped when the model adds a dummy prefix), and
 //! byte pieces are joined and read as UTF-8 with one U+FFFD per invalid byte.
 
-use std::collections::BinaryHeap;
-
 use rustc_hash::FxHashMap;
 
+use crate::bpe::{build_tree, refresh_block};
 use crate::cache::WordCache;
 use crate::error::{Error, Result};
 use crate::vocab::Rank;
@@ -383,8 +383,9 @@ enum Algorithm {
     Bpe(Box<BpeTable>),
 }
 
-/// BPE merges by symbol ids: (left, right) → (score key, merged piece), for every piece and
-/// every split of it into two symbols. Symbols are pieces, plus the characters that occur
+/// BPE merges by symbol ids: (left, right) → (score rank, merged piece), for every piece and
+/// every split of it into two symbols. The score rank is the piece's place among the distinct
+/// scores, best first (0), so that it fits the 24 bits a long word's merge keys give it. Symbols are pieces, plus the characters that occur
 /// inside pieces without being pieces themselves (ids from the number of pieces on).
 #[derive(Debug, Clone)]
 struct BpeTable {
@@ -432,7 +433,7 @@ fn emit_by_length(word: &[u8], pieces: impl IntoIterator<Item = (u32, Rank)>, em
 }
 
 impl BpeTable {
-    fn build(pieces: &[Piece], normal: &FxHashMap<Vec<u8>, Rank>) -> Self {
+    fn build(pieces: &[Piece], normal: &FxHashMap<Vec<u8>, Rank>) -> std::result::Result<Self, String> {
         let mut chars: FxHashMap<u32, u32> = FxHashMap::default();
         let mut char_text: Vec<Vec<u8>> = Vec::new();
         let n = pieces.len() as u32;
@@ -460,12 +461,14 @@ impl BpeTable {
                 .copied()
                 .or_else(|| (one_char_len(t) == t.len()).then(|| chars.get(&char_key(t)).copied()).flatten())
         };
+        let ranks = score_ranks(normal.values().map(|&id| pieces[id as usize].score), MAX_SCORE_RANKS)?;
+        let rank = |score: f32| ranks.binary_search_by(|&k| score_key(score).cmp(&k)).map_or(u32::MAX, |r| r as u32);
         let mut pairs = FxHashMap::default();
         for (text, &id) in normal {
             let mut k = one_char_len(text);
             while k < text.len() {
                 if let (Some(l), Some(r)) = (symbol(&text[..k]), symbol(&text[k..])) {
-                    pairs.insert((l, r), (score_key(pieces[id as usize].score), id));
+                    pairs.insert((l, r), (rank(pieces[id as usize].score), id));
                 }
                 k += one_char_len(&text[k..]);
             }
@@ -480,7 +483,7 @@ impl BpeTable {
                 joins.insert(pair);
             });
         }
-        Self { pairs, joins, ascii, chars, char_text }
+        Ok(Self { pairs, joins, ascii, chars, char_text })
     }
 
     /// The symbol id of one character (or `NO_VALUE`).
@@ -518,18 +521,23 @@ struct Sym {
 #[derive(Default)]
 struct BpeScratch {
     syms: Vec<Sym>,
-    /// Short words: the best pair starting at each symbol, as (score key, merged id).
+    /// The best pair starting at each symbol, as (score rank, merged id).
     best: Vec<Option<(u32, Rank)>>,
     /// Unused pieces merged so far, with the symbols they were merged from.
     unused_parts: Vec<(Rank, (u32, u32))>,
     /// A missed word's pieces, for the cache.
     pieces: Vec<(u32, Rank)>,
+    /// Long words: the pair key at each symbol, and the tournament tree over their blocks.
+    keys: Vec<u64>,
+    tree: Vec<u64>,
 }
 
 /// BPE words up to this many bytes are cached per thread (see [`WordCache`]).
 const CACHE_MAX_WORD: usize = 48;
-/// Words of at most this many symbols merge by scanning instead of through a heap.
+/// Words of at most this many symbols merge by scanning for the best pair; longer ones
+/// through a tournament tree over blocks of 2^`LONG_BLOCK_SHIFT` pair keys.
 const SHORT_WORD: usize = 64;
+const LONG_BLOCK_SHIFT: u32 = 4;
 
 /// A cached word's pieces: (length in bytes, id) each.
 type WordPieces = Box<[(u32, Rank)]>;
@@ -1043,9 +1051,14 @@ impl SentencePiece {
     /// BPE segmentation: merge the best-scoring adjacent pair (leftmost on ties) until none is
     /// a piece.
     fn bpe(&self, s: &[u8], scratch: &mut BpeScratch, emit: &mut impl FnMut(&[u8], Rank)) {
+        self.bpe_by(s, scratch, emit, SHORT_WORD);
+    }
+
+    /// `bpe`, scanning for the best pair in words of at most `short_word` symbols.
+    fn bpe_by(&self, s: &[u8], scratch: &mut BpeScratch, emit: &mut impl FnMut(&[u8], Rank), short_word: usize) {
         const NONE: usize = usize::MAX;
         let Algorithm::Bpe(table) = &self.algorithm else { return };
-        let BpeScratch { syms, best, unused_parts, .. } = scratch;
+        let BpeScratch { syms, best, unused_parts, keys, tree, .. } = scratch;
         syms.clear();
         let mut at = 0;
         while at < s.len() {
@@ -1066,93 +1079,97 @@ impl SentencePiece {
             });
             at += len;
         }
-        if syms.len() <= SHORT_WORD {
-            // Short words: scan the adjacent pairs for the best instead of keeping a heap. The
-            // same choice (highest score, leftmost) and the same order of pair look-ups.
-            unused_parts.clear();
-            let mut pair = |syms: &[Sym], left: usize| -> Option<(u32, Rank)> {
-                let right = syms[left].next;
-                if right == NONE {
-                    return None;
+        // The best pair starting at each symbol, as (score rank, merged id), looked up in the
+        // library's order (every pair at the start, left to right; after each merge, the pair
+        // before the merged symbol, then the pair it starts): an unused piece is split back
+        // into the symbols it was last looked up from.
+        unused_parts.clear();
+        let mut pair = |syms: &[Sym], left: usize| -> Option<(u32, Rank)> {
+            let right = syms[left].next;
+            if right == NONE {
+                return None;
+            }
+            let (l, r) = (syms[left].id, syms[right].id);
+            let &(rank, merged) = table.pairs.get(&(l, r))?;
+            if self.kind(merged) == PieceKind::Unused {
+                unused_parts.push((merged, (l, r)));
+            }
+            Some((rank, merged))
+        };
+        best.clear();
+        best.extend((0..syms.len()).map(|i| pair(syms, i)));
+        // Short words scan the pairs for the best one. Longer ones keep the tournament tree of
+        // `bpe::merge_blocked` over a key per symbol, `(score rank << 40) | index`, whose
+        // minimum is the same choice (best score, then leftmost: indices follow positions).
+        // A word of 2^40 symbols would need 40 TiB of them, so indices fit.
+        let long = syms.len() > short_word;
+        let key = |b: Option<(u32, Rank)>, i: usize| b.map_or(u64::MAX, |(rank, _)| u64::from(rank) << 40 | i as u64);
+        let mut leaves = 0;
+        if long {
+            keys.clear();
+            keys.extend(best.iter().enumerate().map(|(i, &b)| key(b, i)));
+            // Padded to whole blocks (see `bpe::refresh_block`).
+            keys.resize(syms.len().next_multiple_of(1 << LONG_BLOCK_SHIFT), u64::MAX);
+            leaves = build_tree(keys, tree, LONG_BLOCK_SHIFT);
+        }
+        loop {
+            let left = if long {
+                match tree[1] {
+                    u64::MAX => break,
+                    top => (top & ((1 << 40) - 1)) as usize,
                 }
-                let (l, r) = (syms[left].id, syms[right].id);
-                let &(key, merged) = table.pairs.get(&(l, r))?;
-                if self.kind(merged) == PieceKind::Unused {
-                    unused_parts.push((merged, (l, r)));
-                }
-                Some((key, merged))
-            };
-            best.clear();
-            best.extend((0..syms.len()).map(|i| pair(syms, i)));
-            loop {
+            } else {
                 let mut top: Option<(u32, usize)> = None;
                 let mut i = 0;
                 while i != NONE {
-                    if let Some((key, _)) = best[i] {
-                        if top.is_none_or(|(k, _)| key > k) {
-                            top = Some((key, i));
+                    if let Some((rank, _)) = best[i] {
+                        if top.is_none_or(|(r, _)| rank < r) {
+                            top = Some((rank, i));
                         }
                     }
                     i = syms[i].next;
                 }
                 let Some((_, left)) = top else { break };
-                let Some((_, merged)) = best[left] else { break };
-                let right = syms[left].next;
-                let after = syms[right].next;
-                syms[left].len += syms[right].len;
-                syms[left].id = merged;
-                syms[left].next = after;
-                if after != NONE {
-                    syms[after].prev = left;
-                }
-                syms[right].len = 0;
-                best[right] = None;
-                let prev = syms[left].prev;
-                if prev != NONE {
-                    best[prev] = pair(syms, prev);
-                }
-                best[left] = pair(syms, left);
-            }
-            let parts: FxHashMap<Rank, (u32, u32)> = unused_parts.drain(..).collect();
-            return self.bpe_emit(s, syms, &parts, table, emit);
-        }
-        // (score key, leftmost first, right, size, merged id)
-        type Heap = BinaryHeap<(u32, std::cmp::Reverse<usize>, usize, usize, Rank)>;
-        let mut heap: Heap = BinaryHeap::with_capacity(syms.len());
-        // For unused pieces: the two symbols they were last merged from (the library's rule).
-        let mut unused_parts: FxHashMap<Rank, (u32, u32)> = FxHashMap::default();
-        let mut add = |syms: &[Sym], heap: &mut Heap, left: usize, right: usize| {
-            if left == NONE || right == NONE {
-                return;
-            }
-            let (l, r) = (&syms[left], &syms[right]);
-            let Some(&(key, merged)) = table.pairs.get(&(l.id, r.id)) else { return };
-            heap.push((key, std::cmp::Reverse(left), right, l.len + r.len, merged));
-            if self.kind(merged) == PieceKind::Unused {
-                unused_parts.insert(merged, (l.id, r.id));
-            }
-        };
-        for i in 1..syms.len() {
-            add(syms, &mut heap, i - 1, i);
-        }
-        while let Some((_, std::cmp::Reverse(left), right, size, merged)) = heap.pop() {
-            let (l, r) = (&syms[left], &syms[right]);
-            if l.len == 0 || r.len == 0 || l.len + r.len != size {
-                continue;
-            }
-            let after = r.next;
-            syms[left].len = size;
+                left
+            };
+            let Some((_, merged)) = best[left] else { break };
+            let right = syms[left].next;
+            let after = syms[right].next;
+            syms[left].len += syms[right].len;
             syms[left].id = merged;
             syms[left].next = after;
             if after != NONE {
                 syms[after].prev = left;
             }
             syms[right].len = 0;
+            best[right] = None;
             let prev = syms[left].prev;
-            add(syms, &mut heap, prev, left);
-            add(syms, &mut heap, left, after);
+            if prev != NONE {
+                best[prev] = pair(syms, prev);
+            }
+            best[left] = pair(syms, left);
+            if long {
+                keys[right] = u64::MAX;
+                keys[left] = key(best[left], left);
+                let refresh = |keys: &[u64], tree: &mut [u64], b: usize| {
+                    refresh_block(keys, tree, leaves, LONG_BLOCK_SHIFT, b);
+                };
+                // prev < left < right: the distinct blocks come in order.
+                let (bl, br) = (left >> LONG_BLOCK_SHIFT, right >> LONG_BLOCK_SHIFT);
+                if prev != NONE {
+                    keys[prev] = key(best[prev], prev);
+                    if prev >> LONG_BLOCK_SHIFT != bl {
+                        refresh(keys, tree, prev >> LONG_BLOCK_SHIFT);
+                    }
+                }
+                refresh(keys, tree, bl);
+                if br != bl {
+                    refresh(keys, tree, br);
+                }
+            }
         }
-        self.bpe_emit(s, syms, &unused_parts, table, emit);
+        let parts: FxHashMap<Rank, (u32, u32)> = unused_parts.drain(..).collect();
+        self.bpe_emit(s, syms, &parts, table, emit);
     }
 
     /// Emits the merged symbols from the first, splitting unused pieces back into the symbols
@@ -1286,6 +1303,20 @@ fn score_key(score: f32) -> u32 {
     }
 }
 
+/// BPE models may have at most this many distinct scores among their pieces (see `BpeTable`).
+const MAX_SCORE_RANKS: usize = 1 << 24;
+
+/// The distinct `score_key`s of `scores`, best (highest) first: a score's rank is its index.
+fn score_ranks(scores: impl Iterator<Item = f32>, max: usize) -> std::result::Result<Vec<u32>, String> {
+    let mut keys: Vec<u32> = scores.map(score_key).collect();
+    keys.sort_unstable_by(|a, b| b.cmp(a));
+    keys.dedup();
+    if keys.len() > max {
+        return Err(format!("a BPE model with more than {max} distinct piece scores ({})", keys.len()));
+    }
+    Ok(keys)
+}
+
 /// `<0xAB>` → 0xAB.
 fn byte_of_piece(piece: &str) -> Option<u8> {
     let hex = piece.strip_prefix("<0x")?.strip_suffix('>')?;
@@ -1398,7 +1429,7 @@ impl Parsed {
             let user_defined = pieces.iter().map(|p| p.kind == PieceKind::UserDefined).collect();
             Algorithm::Unigram { trie, min_score, max_score, scores, user_defined }
         } else {
-            Algorithm::Bpe(Box::new(BpeTable::build(&pieces, &normal)))
+            Algorithm::Bpe(Box::new(BpeTable::build(&pieces, &normal).map_err(unsupported)?))
         };
         // A `▁` inside a piece must follow another `▁` for words to merge independently.
         let word_splits = !self.treat_whitespace_as_suffix
@@ -1488,6 +1519,31 @@ mod tests {
             MISTRAL.bpe_word(&word, &mut BpeScratch::default(), &mut |p: &[u8], id| cut.push((p.to_vec(), id)));
             prop_assert_eq!(cut, whole);
         }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        /// The tournament tree of long words makes the same merges as the scan of short ones,
+        /// on runs (where many pairs tie) and on mixed text.
+        #[test]
+        fn tree_and_scan_merge_the_same(picks in proptest::collection::vec(0..12usize, 1..300)) {
+            let parts = ["=", "=", "-", ".", "\u{2581}", "th", "e", "中", "国", "a", "aa", "1"];
+            let word: Vec<u8> = picks.iter().flat_map(|&i| parts[i].bytes()).collect();
+            let run = |short_word| {
+                let mut out = Vec::new();
+                MISTRAL.bpe_by(&word, &mut BpeScratch::default(), &mut |p: &[u8], id| out.push((p.to_vec(), id)), short_word);
+                out
+            };
+            prop_assert_eq!(run(0), run(usize::MAX));
+        }
+    }
+
+    #[test]
+    fn score_ranks_are_dense_best_first_and_bounded() {
+        let ranks = score_ranks([-1.5f32, 0.0, -1.5, 2.0, -0.0].into_iter(), 3).unwrap();
+        assert_eq!(ranks, vec![score_key(2.0), score_key(0.0), score_key(-1.5)]);
+        let err = score_ranks([1.0f32, 2.0, 3.0, 4.0].into_iter(), 3).unwrap_err();
+        assert!(err.contains("more than 3 distinct piece scores (4)"), "{err}");
     }
 
     #[test]
