@@ -93,6 +93,24 @@ def test_random_whitespace_and_word_starts_match(pair: tuple[spm.SentencePiecePr
     assert assert_same(ref, mine, docs) == []
 
 
+@pytest.mark.parametrize("name", ["botchan_en_unigram_1000", "botchan_en_bpe_1000"])
+def test_user_defined_pieces_that_start_with_plain_characters(name: str) -> None:
+    # Characters no normalization rule starts with are copied without a look-up, unless a
+    # user-defined piece starts with them: such a piece is kept whole, so the rules do not
+    # apply to what follows the character inside it (the fullwidth `Ａ`, the ligature `ﬁ`).
+    model = model_pb2.ModelProto()
+    model.ParseFromString((TESTDATA / "sentencepiece" / f"{name}.model").read_bytes())
+    for piece in ["\u4e2d\uff21", "\u00e9\ufb01", "\u0416"]:
+        model.pieces.add(piece=piece, score=0.0, type=model_pb2.ModelProto.SentencePiece.USER_DEFINED)
+    data = model.SerializeToString()
+    ref, mine = spm.SentencePieceProcessor(model_proto=data), ferrotok.Tokenizer.from_sentencepiece_buffer(data)
+    alphabet = ["\u4e2d", "\uff21", "\u4e2d\uff21", "\u00e9", "\ufb01", "\u00e9\ufb01", "\u0416", "\u0417", "a", " ", "\u6587"]
+    rng = random.Random(7)
+    docs = ["".join(rng.choice(alphabet) for _ in range(rng.randrange(1, 12))) for _ in range(2000)]
+    assert ref.piece_to_id("\u4e2d\uff21") in ref.encode("x\u4e2d\uff21")  # matched whole, not normalized
+    assert assert_same(ref, mine, docs) == []
+
+
 def test_long_documents_match(pair: tuple[spm.SentencePieceProcessor, ferrotok.Tokenizer]) -> None:
     # Unigram path scores pass 1e5 in magnitude after ~10k pieces, where the library
     # re-centres them; whole-corpus documents glued together go far past that.

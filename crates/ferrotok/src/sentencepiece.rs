@@ -279,6 +279,9 @@ struct Normalizer {
     /// ASCII bytes that no rule and no user-defined piece can start when an ASCII byte (or
     /// the end) follows: they are copied without a look-up.
     plain: [bool; 128],
+    /// One bit per code point below U+10000 (ASCII's bits unused): set when no rule and no
+    /// user-defined piece starts with the character, so it is copied without a look-up.
+    plain_bmp: Box<[u64]>,
     add_dummy_prefix: bool,
     remove_extra_whitespaces: bool,
     escape_whitespaces: bool,
@@ -306,8 +309,23 @@ impl Normalizer {
         }
     }
 
-    fn normalize(&self, text: &[u8], user: &ByteTrie, out: &mut Vec<u8>) {
-        let mut input = text;
+    /// Whether the character that `input` starts with (lead byte `b`, at least 0x80) is below
+    /// U+10000 and plain (see `plain_bmp`); if so, its length. `input` is valid UTF-8.
+    #[inline(always)]
+    fn plain_bmp_len(&self, b: u8, input: &[u8]) -> Option<usize> {
+        let cp = match *input {
+            [_, c1, ..] if b < 0xE0 => (u32::from(b & 0x1F) << 6) | u32::from(c1 & 0x3F),
+            [_, c1, c2, ..] if b < 0xF0 => {
+                (u32::from(b & 0x0F) << 12) | (u32::from(c1 & 0x3F) << 6) | u32::from(c2 & 0x3F)
+            }
+            _ => return None,
+        };
+        let bits = *self.plain_bmp.get(cp as usize >> 6)?;
+        (bits >> (cp & 63) & 1 == 1).then_some(if b < 0xE0 { 2 } else { 3 })
+    }
+
+    fn normalize(&self, text: &str, user: &ByteTrie, out: &mut Vec<u8>) {
+        let mut input = text.as_bytes();
         if self.remove_extra_whitespaces {
             while !input.is_empty() {
                 let (to, n) = self.prefix(input, user);
@@ -338,6 +356,16 @@ impl Normalizer {
                 }
                 input = &input[1..];
                 continue;
+            }
+            // A plain non-ASCII character (most of CJK text, with or without rules) is its
+            // own replacement, and not a space.
+            if b >= 0x80 {
+                if let Some(n) = self.plain_bmp_len(b, input) {
+                    out.extend_from_slice(&input[..n]);
+                    prev_space = false;
+                    input = &input[n..];
+                    continue;
+                }
             }
             let (mut to, n) = self.prefix(input, user);
             while prev_space && to.first() == Some(&b' ') {
@@ -385,8 +413,9 @@ enum Algorithm {
 
 /// BPE merges by symbol ids: (left, right) → (score rank, merged piece), for every piece and
 /// every split of it into two symbols. The score rank is the piece's place among the distinct
-/// scores, best first (0), so that it fits the 24 bits a long word's merge keys give it. Symbols are pieces, plus the characters that occur
-/// inside pieces without being pieces themselves (ids from the number of pieces on).
+/// scores, best first (0), so that it fits the 24 bits a long word's merge keys give it.
+/// Symbols are pieces, plus the characters that occur inside pieces without being pieces
+/// themselves (ids from the number of pieces on).
 #[derive(Debug, Clone)]
 struct BpeTable {
     pairs: FxHashMap<(u32, u32), (u32, Rank)>,
@@ -802,7 +831,7 @@ impl SentencePiece {
     /// Ids of `text`, exactly as `SentencePieceProcessor.encode(text)` gives them.
     pub fn encode(&self, text: &str, out: &mut Vec<Rank>) {
         let mut normalized = Vec::with_capacity(text.len() + text.len() / 4 + 3);
-        self.normalizer.normalize(text.as_bytes(), &self.user, &mut normalized);
+        self.normalizer.normalize(text, &self.user, &mut normalized);
         if normalized.is_empty() {
             return;
         }
@@ -1449,9 +1478,23 @@ impl Parsed {
             let ruled = map.as_ref().is_some_and(|m| m.walks(&[b]).1 || (0..128u8).any(|c| m.walks(&[b, c]).0));
             *slot = !ruled && user.step(0, b).is_none();
         }
+        let mut plain_bmp = vec![0u64; 0x10000 / 64].into_boxed_slice();
+        for c in (0x80..0x10000).filter_map(char::from_u32) {
+            let mut buf = [0; 4];
+            let bytes = c.encode_utf8(&mut buf).as_bytes();
+            let ruled = map.as_ref().is_some_and(|m| m.walks(bytes) != (false, false));
+            let mut node = Some(0);
+            for &b in bytes {
+                node = node.and_then(|n| user.step(n, b));
+            }
+            if !ruled && node.is_none() {
+                plain_bmp[c as usize >> 6] |= 1 << (c as u32 & 63);
+            }
+        }
         let normalizer = Normalizer {
             map,
             plain,
+            plain_bmp,
             add_dummy_prefix: self.add_dummy_prefix.unwrap_or(true),
             remove_extra_whitespaces: self.remove_extra_whitespaces.unwrap_or(true),
             escape_whitespaces: self.escape_whitespaces.unwrap_or(true),
