@@ -71,6 +71,13 @@ pub fn second(b: &[u8]) -> u64 {
 const K: u64 = 0x9E37_79B9_7F4A_7C15;
 
 /// A fast hash of short byte strings (also used by the piece cache).
+///
+/// A product's bit k depends only on the input's bits 0..=k, so the low bits (the tables'
+/// indices) get the top bits folded in (`h >> 49`: every input bit reaches them); the top bits
+/// (the miss filter's index) are the product's own. Folding bits 31.. instead left the low 15
+/// bits blind to the input's bits above 46: on 1 MB of English, sets of the short table that
+/// three or more distinct pieces shared held 1 503 pieces beyond two, against 898 for a random
+/// hash, and 898 with this fold.
 #[inline(always)]
 pub fn hash(head: u64, b: &[u8]) -> u64 {
     let mut h = (head ^ (b.len() as u64).rotate_left(56)).wrapping_mul(K);
@@ -79,7 +86,7 @@ pub fn hash(head: u64, b: &[u8]) -> u64 {
             h = (h.rotate_left(23) ^ self::head(chunk)).wrapping_mul(K);
         }
     }
-    h ^ (h >> 31)
+    h ^ (h >> 49)
 }
 
 /// `hash` of a string of `len <= 16` bytes whose two words are `w0 = head(b)` and
@@ -90,7 +97,7 @@ pub fn hash16(w0: u64, w1: u64, len: usize) -> u64 {
     if len > 8 {
         h = (h.rotate_left(23) ^ w1).wrapping_mul(K);
     }
-    h ^ (h >> 31)
+    h ^ (h >> 49)
 }
 
 impl TokenTable {
