@@ -33,6 +33,10 @@ class Adapter:
     encode_list: Encode
     encode_numpy: Optional[Encode] = None
     encode_batch: Optional[Batch] = None
+    # A whole batch as flat output (the library's own form), and how to cut that output into
+    # one id array per document (for the agreement check, outside the timing).
+    encode_flat: Optional[Batch] = None
+    split_flat: Optional[Callable[[Any], list[Any]]] = None
 
 
 def encoding_spec(name: str) -> dict[str, Any]:
@@ -70,7 +74,17 @@ def build_ferrotok(name: str) -> Adapter:
         enc.encode_ordinary,
         lambda t: enc.encode_to_numpy(t, disallowed_special=()),
         lambda ts, n: enc.encode_ordinary_batch(ts, num_threads=n),
+        lambda ts, n: enc.encode_batch_to_numpy(ts, num_threads=n, disallowed_special=()),
+        _split_offsets,
     )
+
+
+def _split_offsets(out: Any) -> list[Any]:
+    """(flat ids, n + 1 offsets) → one array per document."""
+    import numpy as np
+
+    ids, offsets = (np.frombuffer(x, dt) if isinstance(x, bytes) else x for x, dt in zip(out, (np.uint32, np.uint64)))
+    return [ids[offsets[i] : offsets[i + 1]] for i in range(len(offsets) - 1)]
 
 
 def build_tiktoken(name: str) -> Adapter:
@@ -85,7 +99,17 @@ def build_tiktoken(name: str) -> Adapter:
         enc.encode_ordinary,
         lambda t: enc.encode_to_numpy(t, disallowed_special=()),
         lambda ts, n: enc.encode_ordinary_batch(ts, num_threads=n),
+        lambda ts, n: enc.encode_batch_to_numpy(ts, num_threads=n, disallowed_special=()),
+        _split_offsets,
     )
+
+
+def _split_offsets(out: Any) -> list[Any]:
+    """(flat ids, n + 1 offsets) → one array per document."""
+    import numpy as np
+
+    ids, offsets = (np.frombuffer(x, dt) if isinstance(x, bytes) else x for x, dt in zip(out, (np.uint32, np.uint64)))
+    return [ids[offsets[i] : offsets[i + 1]] for i in range(len(offsets) - 1)]
 
 
 _GIGA_SCHEME = {"gpt2": "gpt2", "r50k_base": "r50k", "cl100k_base": "cl100k", "o200k_base": "o200k"}
@@ -106,6 +130,9 @@ def build_gigatoken(name: str) -> Adapter:
         tk.encode_ordinary,
         tok.encode,
         lambda ts, n: tok.encode_batch_list(ts),
+        # An awkward array: one flat buffer of ids and the offsets of each document's.
+        lambda ts, n: tok.encode_batch(ts, parallel=n > 1),
+        lambda out: list(out),
     )
 
 
@@ -127,7 +154,15 @@ def build_fastokens(name: str) -> Adapter:
         ids, offsets = np.frombuffer(ids, np.uint32), np.frombuffer(offsets, np.uint64)
         return [ids[offsets[i] : offsets[i + 1]].tolist() for i in range(len(ts))]
 
-    return Adapter("fastokens", _version("fastokens"), lambda t: tok.encode_ordinary(t).ids, None, batch)
+    return Adapter(
+        "fastokens",
+        _version("fastokens"),
+        lambda t: tok.encode_ordinary(t).ids,
+        None,
+        batch,
+        lambda ts, n: tok.encode_batch_flat(ts),  # (ids, offsets) as bytes
+        _split_offsets,
+    )
 
 
 def build_bpe_openai(name: str) -> Adapter:

@@ -11,6 +11,9 @@ Modes (each measurement in its own fresh process, pinned to one thread unless ba
   single   one call per document; "first-seen" = the first pass over text the process has not
            seen (after warming up on other English text), "warm" = median of three more passes
   batch    all documents of a part in one batch call, on 1 and on all cores (fastest of 5 calls)
+  flat     the same with flat output (ids plus offsets: `encode_batch_to_numpy`, gigatoken's
+           `encode_batch`, fastokens' `encode_batch_flat`): first-seen and warm, with the cores
+           each library actually used
   startup  first call in a fresh process: import + load + encode one short text (median of 5)
   worst    adversarial inputs of 0.25, 0.5 and 1 MB (time per MB must stay flat: linear time)
 
@@ -39,6 +42,9 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 ONE_THREAD = {"FERROTOK_NUM_THREADS": "1", "RAYON_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
               "RAYON_RS_NUM_CPUS": "1", "OMP_NUM_THREADS": "1"}
+# Batch modes: numpy's OpenBLAS starts its own threads on import, which spin for a while
+# (BLAS is never used here) and would take a core from a library's workers.
+BATCH_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
 WARMUP_BYTES = 1_000_000
 
 
@@ -146,6 +152,28 @@ def worker_batch(lib: str, enc: str, part_file: str) -> dict[str, Any]:
     return out
 
 
+def worker_flat(lib: str, enc: str, part_file: str) -> dict[str, Any]:
+    """A whole part as one call with flat output (ids plus offsets, no object per token)."""
+    texts = [d["text"] for d in json.loads(Path(part_file).read_text(encoding="utf-8"))]
+    a = BUILDERS[lib](enc)
+    if a.encode_flat is None or a.split_flat is None:
+        return {"unavailable": "no flat batch output"}
+    threads = int(os.environ.get("BENCH_THREADS", "1"))
+    # Warm up on other English text first, as the single-call figures do; then the first
+    # pass over the part, then the fastest of four more (see worker_batch).
+    a.encode_flat([d["text"] for d in warmup_docs()], threads)
+    out: dict[str, Any] = {"bytes": sum(len(t.encode()) for t in texts)}
+    times, cpu = [], 0.0
+    for _ in range(5):
+        c0, t0 = time.process_time(), time.perf_counter()
+        res = a.encode_flat(texts, threads)
+        times.append(time.perf_counter() - t0)
+        cpu += time.process_time() - c0
+    out.update(first_s=times[0], s=min(times[1:]), cores_used=cpu / sum(times))
+    out["digests"] = [digest(x) for x in a.split_flat(res)]
+    return out
+
+
 def worker_startup(lib: str, enc: str) -> dict[str, Any]:
     t0 = time.perf_counter()
     a = BUILDERS[lib](enc)
@@ -194,7 +222,7 @@ def main() -> None:
     ap.add_argument("files", nargs="*", type=Path, help="corpus files (default: ../shared/corpus/*.jsonl)")
     ap.add_argument("--encodings", default="cl100k_base,o200k_base,gpt2,llama3")
     ap.add_argument("--libs", default=",".join(BUILDERS))
-    ap.add_argument("--modes", default="single,batch,startup,worst")
+    ap.add_argument("--modes", default="single,batch,flat,startup,worst")
     ap.add_argument("--limit-mb", type=float, default=2.0, help="MB per part (0: everything)")
     ap.add_argument("--timeout", type=float, default=600)
     ap.add_argument("--out", type=Path, default=RESULTS)
@@ -203,7 +231,7 @@ def main() -> None:
 
     if args.worker:
         kind, *rest = args.worker
-        fn = {"single": worker_single, "batch": worker_batch, "startup": worker_startup, "worst": worker_worst}[kind]
+        fn = {"single": worker_single, "batch": worker_batch, "flat": worker_flat, "startup": worker_startup, "worst": worker_worst}[kind]
         if kind == "worst":
             rest[-1] = int(rest[-1])  # type: ignore[call-overload]
         print(json.dumps(fn(*rest)))
@@ -229,7 +257,7 @@ def main() -> None:
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": cores, "python": platform.python_version(),
                     "cpu_model": _cpu_model()},
         "parts": {n: {"docs": len(d), "mb": sum(len(x["text"].encode()) for x in d) / 1e6} for n, d in parts.items()},
-        "single": [], "batch": [], "startup": [], "worst": [],
+        "single": [], "batch": [], "flat": [], "startup": [], "worst": [],
     }
     t_start = time.time()
     for enc in encodings:
@@ -255,17 +283,24 @@ def main() -> None:
                         )
                     report["single"].append(row)
                     _progress(row, t_start)
-                if "batch" in modes:
+                if "flat" in modes and lib == "tiktoken" and part not in ref:
+                    # The agreement check's reference, when the single-call mode did not run.
+                    ref[part] = spawn(["batch", lib, enc, str(pf)], ONE_THREAD, args.timeout).get("digests", [])
+                for kind in ("batch", "flat"):
+                    if kind not in modes or (kind == "flat" and lib == "tiktoken"):
+                        continue
                     for threads in (1, cores):
-                        r = spawn(["batch", lib, enc, str(pf)], {"BENCH_THREADS": str(threads), "RAYON_NUM_THREADS": str(threads),
-                                                                 "FERROTOK_NUM_THREADS": str(threads)}, args.timeout)
+                        r = spawn([kind, lib, enc, str(pf)], {**BATCH_ENV, "BENCH_THREADS": str(threads), "RAYON_NUM_THREADS": str(threads),
+                                                              "FERROTOK_NUM_THREADS": str(threads)}, args.timeout)
                         row = {"encoding": enc, "library": lib, "part": part, "threads": threads}
                         if "unavailable" in r:
                             row["unavailable"] = r["unavailable"]
                         else:
                             agree = sum(a == b for a, b in zip(r["digests"], ref.get(part, [])))
                             row.update(mbps=mbps(r["bytes"], r["s"]), agree=f"{agree}/{len(r['digests'])}")
-                        report["batch"].append(row)
+                            if kind == "flat":
+                                row.update(first_seen=mbps(r["bytes"], r["first_s"]), cores_used=r["cores_used"])
+                        report[kind].append(row)
                         _progress(row, t_start)
             if "startup" in modes:
                 times = []
@@ -298,7 +333,8 @@ def main() -> None:
     (args.out / "results.md").write_text(md, encoding="utf-8")
     print(md)
     try:
-        render_chart(report, args.out / "chart.png")
+        if report["single"]:
+            render_chart(report, args.out / "chart.png")
     except ImportError:
         print("(matplotlib not installed: no chart)")
 
@@ -344,6 +380,16 @@ def render_markdown(r: dict[str, Any]) -> str:
                 "|---|---|---|---:|---:|---|"]
         out += [f"| {x['encoding']} | {x['part']} | {x['library']} | {x['threads']} | {_f(x['mbps'])} | {x['agree']} |"
                 for x in r["batch"] if "unavailable" not in x]
+        out.append("")
+    if r.get("flat"):
+        out += ["### Batch with flat output (one call per part: ids plus offsets, no object per token)", "",
+                "`threads` is what each library was asked for; `cores used` is the CPU time over the wall time it took "
+                "(a library that ignores the setting shows it there). First-seen after warming up on other English text; "
+                "warm is the fastest of four more calls.", "",
+                "| encoding | part | library | threads | first-seen | warm | cores used | agree |",
+                "|---|---|---|---:|---:|---:|---:|---|"]
+        out += [f"| {x['encoding']} | {x['part']} | {x['library']} | {x['threads']} | {_f(x['first_seen'])} | {_f(x['mbps'])} | "
+                f"{x['cores_used']:.2f} | {x['agree']} |" for x in r["flat"] if "unavailable" not in x]
         out.append("")
     if r["startup"]:
         out += ["### First call in a fresh process (import + load + encode), ms", "", "| encoding | library | ms |", "|---|---|---:|"]

@@ -119,6 +119,18 @@ class Encoding:
     ) -> list[list[int]]:
         """Encodes many texts in parallel (``num_threads`` defaults to ``FERROTOK_NUM_THREADS`` or the
         number of cores)."""
+    def encode_batch_to_numpy(
+        self,
+        text: Sequence[str],
+        /,
+        *,
+        num_threads: int | None = None,
+        allowed_special: _Specials = ...,
+        disallowed_special: _Specials = ...,
+    ) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.int64]]:
+        """Encodes many texts in parallel into one flat ``uint32`` array of all their ids and
+        ``len(text) + 1`` ``int64`` offsets: text ``i``'s ids are ``ids[offsets[i]:offsets[i + 1]]``.
+        No Python object per token or per text; the GIL is released for the whole batch."""
     def encode_ordinary_batch(self, text: Sequence[str], /, *, num_threads: int | None = None) -> list[list[int]]:
         """Encodes many texts in parallel, treating special-token text as ordinary text."""
     def count_batch(

@@ -78,6 +78,21 @@ def test_batch_apis_equal_tiktoken() -> None:
         assert enc.encode_ordinary_batch(texts, num_threads=threads) == batch
 
 
+def test_flat_numpy_batch_equals_tiktoken() -> None:
+    enc, ref = ferrotok.get_encoding("cl100k_base"), reference("cl100k_base")
+    texts = [d["text"] for d in corpus()[:40]] + [SAMPLE, "", "a\ud800b"]
+    want = ref.encode_batch(texts, allowed_special="all")
+    for threads in [1, 2, 7]:
+        ids, offsets = enc.encode_batch_to_numpy(texts, num_threads=threads, allowed_special="all")
+        assert ids.dtype == np.uint32 and offsets.dtype == np.int64
+        assert offsets.tolist() == np.cumsum([0] + [len(w) for w in want]).tolist()
+        assert [ids[a:b].tolist() for a, b in zip(offsets[:-1], offsets[1:])] == want
+    ids, offsets = enc.encode_batch_to_numpy(texts[:3], disallowed_special=())
+    assert ids.tolist() == [i for w in ref.encode_ordinary_batch(texts[:3]) for i in w]
+    ids, offsets = enc.encode_batch_to_numpy([])
+    assert ids.tolist() == [] and offsets.tolist() == [0]
+
+
 def test_lone_surrogates_are_replaced_like_tiktoken() -> None:
     enc, ref = ferrotok.get_encoding("cl100k_base"), reference("cl100k_base")
     for text in ["a\ud800b", "\udfff", "pair \ud83d\ude00 joined", "x\ud800\ud800"]:

@@ -79,6 +79,11 @@ def test_disallowed_special_token_names_token_and_position() -> None:
         enc.count("<|endoftext|>")
     with pytest.raises(ValueError):
         enc.encode_to_numpy("<|endoftext|>")
+    for threads in [1, 2]:
+        # The first error in text order, whichever thread meets it first.
+        with pytest.raises(ex.DisallowedSpecialTokenError) as info:
+            enc.encode_batch_to_numpy(["fine", "<|endofprompt|>", "<|endoftext|>"], num_threads=threads)
+        assert info.value.token == "<|endofprompt|>"
 
 
 def test_unknown_names() -> None:
@@ -116,6 +121,10 @@ def test_wrong_types() -> None:
         enc.encode_batch("abc")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"text\[1\] must be str"):
         enc.encode_ordinary_batch(["a", None])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match="list of str, not a single str"):
+        enc.encode_batch_to_numpy("abc")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"text\[1\] must be str"):
+        enc.encode_batch_to_numpy(["a", b"b"])  # type: ignore[list-item]
     with pytest.raises(ValueError, match="expected \"all\""):
         enc.encode("x", allowed_special="everything")  # type: ignore[arg-type]
     with pytest.raises(TypeError):
