@@ -125,9 +125,31 @@ impl Pattern {
 /// `text` with every match of `pattern` replaced by `content` (`NormalizedString::replace`,
 /// and the `Replace` decoder).
 pub(crate) fn replace_all(pattern: &Pattern, text: &str, content: &str) -> Result<String> {
+    if let Pattern::Literal(lit) = pattern {
+        let mut chars = lit.chars();
+        if let (Some(needle), None) = (chars.next(), chars.next()) {
+            // One character (the converted SentencePiece layouts' " " → "▁"): a loop over
+            // the characters, instead of a range and two copy calls per word.
+            let mut out = String::with_capacity(text.len() + text.len() / 4 * content.len());
+            for c in text.chars() {
+                if c == needle {
+                    out.push_str(content);
+                } else {
+                    out.push(c);
+                }
+            }
+            return Ok(out);
+        }
+    }
+    replace_ranges(pattern, text, content)
+}
+
+/// `replace_all` through the pattern's match ranges (any pattern).
+fn replace_ranges(pattern: &Pattern, text: &str, content: &str) -> Result<String> {
     let mut ranges = Vec::new();
     pattern.find_matches(text, &mut ranges)?;
-    let mut out = String::with_capacity(text.len());
+    let len = ranges.iter().map(|&(s, e, matched)| if matched { content.len() } else { e - s }).sum();
+    let mut out = String::with_capacity(len);
     for (s, e, matched) in ranges {
         out.push_str(if matched { content } else { &text[s..e] });
     }
@@ -1445,6 +1467,20 @@ mod tests {
         let mut v = Vec::new();
         p.find_matches(text, &mut v).unwrap();
         v
+    }
+
+    proptest::proptest! {
+        /// Replacing one character by a loop over the characters gives what the match ranges
+        /// give, for ASCII and non-ASCII needles and replacements of any length.
+        #[test]
+        fn one_character_replace_equals_the_ranges(
+            text in "[ a▁é中\\n]{0,40}",
+            needle in proptest::sample::select(vec![" ", "▁", "中", "\n"]),
+            content in proptest::sample::select(vec!["", "▁", "  ", "xyz", "中"]),
+        ) {
+            let pattern = Pattern::Literal(needle.to_string());
+            proptest::prop_assert_eq!(replace_all(&pattern, &text, content).unwrap(), replace_ranges(&pattern, &text, content).unwrap());
+        }
     }
 
     #[test]
