@@ -4,7 +4,7 @@
 //! has the lowest rank, the leftmost such pair on ties; stop when no adjacent pair is a token.
 //!
 //! Two implementations of the same rule:
-//! - `merge_small`: tiktoken's scan, O(n²) in the piece length but with tiny constants; used
+//! - `merge_small`: a scan of a linked list of parts, O(n²) in the piece length but with tiny constants; used
 //!   for pieces up to `SMALL_PIECE` bytes, which is nearly all of them.
 //! - `merge_blocked`: a linked list of parts with the pair priorities kept in blocks of 16
 //!   bytes under a tournament tree, O(n · (16 + log n)) with cache-friendly constants; used for
@@ -31,10 +31,10 @@ const NONE: Rank = Rank::MAX;
 /// Buffers reused across pieces.
 #[derive(Default, Debug)]
 pub struct Scratch {
-    /// merge_small: `(start, rank of the pair starting here)`, plus two sentinels.
+    /// merge_small: by start byte, `(start of the next part, rank of the pair starting here)`.
     parts: Vec<(u32, Rank)>,
-    /// The rank of each part's own bytes (both algorithms; indexed by part for merge_small,
-    /// by start byte for merge_blocked, where `NONE` marks a byte that is no longer a part start).
+    /// The rank of each part's own bytes, by start byte (for merge_blocked, `NONE` marks a byte
+    /// that is no longer a part start).
     part_ranks: Vec<Rank>,
     /// merge_blocked: start of the next part (n at the end) and of the previous one.
     next: Vec<u32>,
@@ -241,8 +241,11 @@ impl JoinCache {
     }
 }
 
-/// tiktoken's scan. `parts[i] = (start, rank of the pair starting at part i)`; the last two
-/// entries are sentinels so that `parts[i + 2].0` is always the end of the pair.
+/// tiktoken's rule by scanning: each merge walks the parts for the lowest pair rank (leftmost
+/// on ties), O(n²) for a piece of n bytes with tiny constants. Parts are a linked list indexed
+/// by start byte (`parts[s] = (start of the next part, rank of the pair starting at s)`), so
+/// a merge rewrites two entries instead of shifting two vectors (the `Vec::remove`s it
+/// replaced were two copy calls a merge).
 pub fn merge_small(
     vocab: &Vocab,
     piece: &[u8],
@@ -253,48 +256,44 @@ pub fn merge_small(
     let n = piece.len();
     scratch.bind(vocab);
     byte_ranks(vocab, piece, offset, &mut scratch.part_ranks)?;
-    let part_ranks = &mut scratch.part_ranks;
-    let parts = &mut scratch.parts;
+    let Scratch { part_ranks, parts, joins, .. } = scratch;
     parts.clear();
-    let mut min = (NONE, usize::MAX);
-    for i in 0..n - 1 {
-        let r = vocab.pair_rank(piece[i], piece[i + 1]);
-        if r < min.0 {
-            min = (r, i);
-        }
-        parts.push((i as u32, r));
-    }
-    parts.push(((n - 1) as u32, NONE));
-    parts.push((n as u32, NONE));
-
-    let joins = &mut scratch.joins;
-    while min.0 != NONE {
-        let i = min.1;
-        // Recompute the ranks of the pairs that change: the one ending at i (starting at i-1,
-        // now joined with the merged part) and the one starting at i (the merged part and
-        // part i+2).
-        if i > 0 {
-            let (s, e) = (parts[i - 1].0 as usize, parts[i + 2].0 as usize);
-            parts[i - 1].1 = joins.rank(vocab, piece, s, e, part_ranks[i - 1], min.0);
-        }
-        parts[i].1 = if i + 3 < parts.len() {
-            let (s, e) = (parts[i].0 as usize, parts[i + 3].0 as usize);
-            joins.rank(vocab, piece, s, e, min.0, part_ranks[i + 2])
-        } else {
-            NONE
-        };
-        parts.remove(i + 1);
-        part_ranks[i] = min.0;
-        part_ranks.remove(i + 1);
-
-        min = (NONE, usize::MAX);
-        for (j, &(_, r)) in parts[..parts.len() - 1].iter().enumerate() {
-            if r < min.0 {
-                min = (r, j);
+    parts.extend((0..n).map(|i| {
+        let r = if i + 1 < n { vocab.pair_rank(piece[i], piece[i + 1]) } else { NONE };
+        ((i + 1) as u32, r)
+    }));
+    loop {
+        // The lowest pair rank, leftmost, and the part before it.
+        let (mut best, mut at, mut before) = (NONE, 0, usize::MAX);
+        let (mut s, mut p) = (0, usize::MAX);
+        while s < n {
+            let (next, r) = parts[s];
+            if r < best {
+                (best, at, before) = (r, s, p);
             }
+            p = s;
+            s = next as usize;
+        }
+        if best == NONE {
+            break;
+        }
+        // Join the part at `at` with the next one (which ends at `e`); the pairs that change
+        // are the joined part's with the part after it and the one before it with the joined part.
+        let e = parts[parts[at].0 as usize].0 as usize;
+        part_ranks[at] = best;
+        parts[at] = (
+            e as u32,
+            if e < n { joins.rank(vocab, piece, at, parts[e].0 as usize, best, part_ranks[e]) } else { NONE },
+        );
+        if before != usize::MAX {
+            parts[before].1 = joins.rank(vocab, piece, before, e, part_ranks[before], best);
         }
     }
-    out.extend_from_slice(part_ranks);
+    let mut s = 0;
+    while s < n {
+        out.push(part_ranks[s]);
+        s = parts[s].0 as usize;
+    }
     Ok(())
 }
 
