@@ -4,8 +4,8 @@
 //! has the lowest rank, the leftmost such pair on ties; stop when no adjacent pair is a token.
 //!
 //! Two implementations of the same rule:
-//! - `merge_small`: a scan of a linked list of parts, O(n²) in the piece length but with tiny constants; used
-//!   for pieces up to `SMALL_PIECE` bytes, which is nearly all of them.
+//! - `merge_small`: a scan of a linked list of parts, O(n²) in the piece length but with tiny
+//!   constants; used for pieces up to `SMALL_PIECE` bytes, which is nearly all of them.
 //! - `merge_blocked`: a linked list of parts with the pair priorities kept in blocks of 16
 //!   bytes under a tournament tree, O(n · (16 + log n)) with cache-friendly constants; used for
 //!   long pieces so that a megabyte without a split point stays near linear.
