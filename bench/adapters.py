@@ -99,17 +99,7 @@ def build_tiktoken(name: str) -> Adapter:
         enc.encode_ordinary,
         lambda t: enc.encode_to_numpy(t, disallowed_special=()),
         lambda ts, n: enc.encode_ordinary_batch(ts, num_threads=n),
-        lambda ts, n: enc.encode_batch_to_numpy(ts, num_threads=n, disallowed_special=()),
-        _split_offsets,
     )
-
-
-def _split_offsets(out: Any) -> list[Any]:
-    """(flat ids, n + 1 offsets) → one array per document."""
-    import numpy as np
-
-    ids, offsets = (np.frombuffer(x, dt) if isinstance(x, bytes) else x for x, dt in zip(out, (np.uint32, np.uint64)))
-    return [ids[offsets[i] : offsets[i + 1]] for i in range(len(offsets) - 1)]
 
 
 _GIGA_SCHEME = {"gpt2": "gpt2", "r50k_base": "r50k", "cl100k_base": "cl100k", "o200k_base": "o200k"}

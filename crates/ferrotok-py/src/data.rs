@@ -9,7 +9,7 @@ use pyo3::types::PyDict;
 use ferrotok::parallel;
 use ferrotok_data::{Encoded, Format, Job, Layout, Options, RunOptions, Tokenizer};
 
-use crate::encoding::{detach, PyEncoding};
+use crate::encoding::{detach, encode_flat, FlatIds, PyEncoding};
 use crate::errors::{self, new_err, to_py};
 use crate::tokenizer::PyTokenizer;
 
@@ -90,9 +90,6 @@ pub fn _tokenize_files<'py>(
     Ok(d)
 }
 
-/// Flat ids and the n + 1 offsets of each document's ids in them.
-type IdsAndStarts<'py> = (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<i64>>);
-
 /// Encodes the strings of an Arrow string array given as its parts: `offsets` (n + 1, int64),
 /// `data` (the UTF-8 bytes) and `nulls` (n booleans, or None). Returns `(ids, starts)`: the
 /// ids of every string, flat, and n + 1 int64 offsets into them (null rows are empty).
@@ -105,7 +102,7 @@ pub fn _encode_string_buffers<'py>(
     data: PyReadonlyArray1<'py, u8>,
     nulls: Option<PyReadonlyArray1<'py, bool>>,
     num_threads: Option<usize>,
-) -> PyResult<IdsAndStarts<'py>> {
+) -> PyResult<FlatIds<'py>> {
     let offsets = offsets.as_slice()?;
     let data = data.as_slice()?;
     let nulls = match &nulls {
@@ -136,18 +133,8 @@ pub fn _encode_string_buffers<'py>(
     }
     let enc = encoding.inner.clone();
     let threads = parallel::num_threads(num_threads);
-    let (ids, starts) = detach(py, data.len(), || -> ferrotok::Result<(Vec<u32>, Vec<i64>)> {
-        let parts = parallel::map(&texts, threads, |t| enc.encode_ordinary(t));
-        let mut ids = Vec::with_capacity(parts.iter().map(|p| p.as_ref().map_or(0, Vec::len)).sum());
-        let mut starts = Vec::with_capacity(n + 1);
-        starts.push(0i64);
-        for p in parts {
-            ids.extend_from_slice(&p?);
-            starts.push(ids.len() as i64);
-        }
-        Ok((ids, starts))
-    })
-    .map_err(|e| to_py(py, e))?;
+    let (ids, starts) = detach(py, data.len(), || encode_flat(&texts, threads, |t| enc.encode_ordinary(t)))
+        .map_err(|e| to_py(py, e))?;
     Ok((PyArray1::from_vec(py, ids), PyArray1::from_vec(py, starts)))
 }
 

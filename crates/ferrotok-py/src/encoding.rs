@@ -25,8 +25,28 @@ pub fn detach<T: Send>(py: Python<'_>, work_bytes: usize, f: impl FnOnce() -> T 
     }
 }
 
-/// `encode_batch_to_numpy`'s result: every text's ids, flat, and the n + 1 offsets into them.
-type FlatIds<'py> = (Bound<'py, PyArray1<Rank>>, Bound<'py, PyArray1<i64>>);
+/// Flat ids of many texts and the n + 1 offsets of each text's ids in them (the result of
+/// `encode_batch_to_numpy` and of the Arrow path's `_encode_string_buffers`).
+pub type FlatIds<'py> = (Bound<'py, PyArray1<Rank>>, Bound<'py, PyArray1<i64>>);
+
+/// Encodes `items` on `threads` threads into one vector of all their ids and the n + 1
+/// offsets of each item's ids in it. The first error in item order is returned, as
+/// `encode_batch` raises it.
+pub fn encode_flat<T: Sync>(
+    items: &[T],
+    threads: usize,
+    f: impl Fn(&T) -> ferrotok::Result<Vec<Rank>> + Sync,
+) -> ferrotok::Result<(Vec<Rank>, Vec<i64>)> {
+    let parts = parallel::map(items, threads, f);
+    let mut ids = Vec::with_capacity(parts.iter().map(|p| p.as_ref().map_or(0, Vec::len)).sum());
+    let mut offsets = Vec::with_capacity(parts.len() + 1);
+    offsets.push(0);
+    for part in parts {
+        ids.extend_from_slice(&part?);
+        offsets.push(ids.len() as i64);
+    }
+    Ok((ids, offsets))
+}
 
 /// An encoding: a byte-level BPE vocabulary, a split pattern and special tokens.
 ///
@@ -383,19 +403,8 @@ impl PyEncoding {
         let inner = &*self.inner;
         let threads = parallel::num_threads(num_threads);
         let bytes = items.iter().map(|t| t.as_str().len()).sum();
-        let (ids, offsets) = detach(py, bytes, || -> ferrotok::Result<(Vec<Rank>, Vec<i64>)> {
-            let parts = parallel::map(&items, threads, |t| inner.encode(t.as_str(), &a, &d));
-            // The first error in text order, as `encode_batch` raises it.
-            let mut ids = Vec::with_capacity(parts.iter().map(|p| p.as_ref().map_or(0, Vec::len)).sum());
-            let mut offsets = Vec::with_capacity(parts.len() + 1);
-            offsets.push(0);
-            for part in parts {
-                ids.extend_from_slice(&part?);
-                offsets.push(ids.len() as i64);
-            }
-            Ok((ids, offsets))
-        })
-        .map_err(py_err(py))?;
+        let (ids, offsets) = detach(py, bytes, || encode_flat(&items, threads, |t| inner.encode(t.as_str(), &a, &d)))
+            .map_err(py_err(py))?;
         // Both vectors become the arrays' memory (no copy).
         Ok((PyArray1::from_vec(py, ids), PyArray1::from_vec(py, offsets)))
     }

@@ -14,10 +14,10 @@
 //!    character, scored in the library's mix of `float` and `double` arithmetic so that ties
 //!    and near-ties resolve identically; a character no piece covers is `<unk>` with the
 //!    lowest score minus 10. O(n · longest piece). Words are cached where float rounding
-//!    provably cannot change their path (see `unigram_word`). BPE: the adjacent pair that is the best-scoring
-//!    piece (leftmost on ties) is merged until none is left: found by a scan in short words
-//!    (O(n²), tiny constants), through a tournament tree over blocks of pair keys in long ones
-//!    (O(n · (16 + log n))). Unused pieces are split back into their parts.
+//!    provably cannot change their path (see `unigram_word`). BPE: the adjacent pair that is
+//!    the best-scoring piece (leftmost on ties) is merged until none is left: found by a scan
+//!    in short words (O(n²), tiny constants), through a tournament tree over blocks of pair
+//!    keys in long ones (O(n · (16 + log n))). Unused pieces are split back into their parts.
 //! 3. **Finish.** With byte fallback an unknown piece becomes its UTF-8 bytes' `<0xXX>`
 //!    pieces; without it, a run of unknowns is one `<unk>`.
 //!
@@ -491,7 +491,10 @@ impl BpeTable {
                 .or_else(|| (one_char_len(t) == t.len()).then(|| chars.get(&char_key(t)).copied()).flatten())
         };
         let ranks = score_ranks(normal.values().map(|&id| pieces[id as usize].score), MAX_SCORE_RANKS)?;
-        let rank = |score: f32| ranks.binary_search_by(|&k| score_key(score).cmp(&k)).map_or(u32::MAX, |r| r as u32);
+        let rank = |score: f32| {
+            let key = score_key(score);
+            ranks.binary_search_by(|&k| key.cmp(&k)).map_or(u32::MAX, |r| r as u32)
+        };
         let mut pairs = FxHashMap::default();
         for (text, &id) in normal {
             let mut k = one_char_len(text);
