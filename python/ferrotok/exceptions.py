@@ -46,7 +46,10 @@ class DisallowedSpecialTokenError(FerrotokError, ValueError):
 
 
 class EncodeError(FerrotokError, ValueError):
-    """Text could not be encoded (only with a vocabulary that lacks some single bytes)."""
+    """Text could not be encoded: a byte the vocabulary has no token for, a piece a model
+    cannot cover and that names no unknown token, truncation settings that cannot be met, or
+    one unit of text longer than 4 GiB (a pre-tokenized piece, or a SentencePiece model's
+    normalized text), whose positions the merge cannot index."""
 
 
 class InvalidTokenError(FerrotokError, KeyError, ValueError):

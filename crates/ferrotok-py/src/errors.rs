@@ -51,9 +51,11 @@ pub fn to_py(py: Python<'_>, err: Error) -> PyErr {
         Error::RankFile { .. } | Error::Vocab(_) => vocab_error(py),
         Error::Pattern { .. } | Error::PatternLimit { .. } => pattern_error(py),
         Error::DisallowedSpecial { .. } => disallowed_error(py),
-        Error::Unencodable { .. } | Error::Uncoverable { .. } | Error::Truncation(_) | Error::Utf8(_) => {
-            encode_error(py)
-        }
+        Error::Unencodable { .. }
+        | Error::Uncoverable { .. }
+        | Error::TooLong { .. }
+        | Error::Truncation(_)
+        | Error::Utf8(_) => encode_error(py),
         Error::InvalidToken(_) | Error::NotAToken(_) => invalid_token_error(py),
         Error::UnknownEncoding { .. } => unknown_encoding_error(py),
         Error::TokenizerJson { .. } | Error::SentencePieceModel { .. } => vocab_error(py),

@@ -371,8 +371,12 @@ pub fn merge_blocked(
     out: &mut Vec<Rank>,
     scratch: &mut Scratch,
 ) -> Result<()> {
-    merge_blocked_by(vocab, piece, offset, out, scratch, BLOCK_SHIFT)
+    merge_blocked_by(vocab, piece, offset, out, scratch, BLOCK_SHIFT, MAX_BLOCKED_PIECE)
 }
+
+/// Longest piece `merge_blocked` takes: its links and keys hold byte positions as `u32`,
+/// with `n` itself the end marker.
+pub const MAX_BLOCKED_PIECE: usize = u32::MAX as usize;
 
 fn merge_blocked_by(
     vocab: &Vocab,
@@ -381,8 +385,12 @@ fn merge_blocked_by(
     out: &mut Vec<Rank>,
     scratch: &mut Scratch,
     shift: u32,
+    max_len: usize,
 ) -> Result<()> {
     let n = piece.len();
+    if n > max_len {
+        return Err(Error::TooLong { what: "a pre-tokenized piece", len: n, offset, limit: max_len });
+    }
     scratch.bind(vocab);
     let Scratch { part_ranks: part_rank, next, prev, keys, tree, joins, .. } = scratch;
     byte_ranks(vocab, piece, offset, part_rank)?;
@@ -502,6 +510,19 @@ mod tests {
         }
     }
 
+    /// A piece longer than the merge's `u32` positions can index is refused with its length
+    /// and offset (checked with a small limit; the real one, 4 GiB, needs tens of GiB to reach).
+    #[test]
+    fn a_piece_longer_than_the_position_limit_is_refused() {
+        let v = toy();
+        let mut out = vec![7];
+        let r = merge_blocked_by(&v, &[b'a'; 65], 1000, &mut out, &mut Scratch::default(), BLOCK_SHIFT, 64);
+        assert!(matches!(r, Err(Error::TooLong { len: 65, offset: 1000, limit: 64, .. })), "{r:?}");
+        assert_eq!(out, [7], "nothing appended");
+        merge_blocked_by(&v, &[b'a'; 64], 0, &mut out, &mut Scratch::default(), BLOCK_SHIFT, 64).unwrap();
+        assert_eq!(out[1..], run(merge_small, &v, &[b'a'; 64]));
+    }
+
     proptest! {
         #[test]
         fn blocked_and_scan_agree(s in "[abc]{2,600}") {
@@ -509,7 +530,8 @@ mod tests {
             let small = run(merge_small, &v, s.as_bytes());
             for shift in [BLOCK_SHIFT, 6, 1] {
                 let mut out = Vec::new();
-                merge_blocked_by(&v, s.as_bytes(), 0, &mut out, &mut Scratch::default(), shift).unwrap();
+                merge_blocked_by(&v, s.as_bytes(), 0, &mut out, &mut Scratch::default(), shift, MAX_BLOCKED_PIECE)
+                    .unwrap();
                 prop_assert_eq!(&small, &out, "block shift {}", shift);
             }
         }

@@ -90,6 +90,14 @@ pub enum Error {
     #[error("the {model} model cannot cover the piece {piece:?} and the file names no unknown token for it")]
     Uncoverable { model: &'static str, piece: String },
 
+    /// One unit of the text (a pre-tokenized piece, or the whole normalized text of a
+    /// SentencePiece model) is longer than the positions of its merge can index (`u32`).
+    /// Refused rather than indexed modulo 2^32, which would give wrong ids.
+    #[error(
+        "{what} of {len} bytes at byte offset {offset} is longer than the {limit} bytes ferrotok encodes as one unit"
+    )]
+    TooLong { what: &'static str, len: usize, offset: usize, limit: usize },
+
     #[error("truncation: {0}")]
     Truncation(String),
 

@@ -764,7 +764,7 @@ impl HfTokenizer {
             return Ok(());
         }
         if let Some(sp) = &self.sentencepiece {
-            sp.encode(segment, &mut seq.ids);
+            sp.encode(segment, &mut seq.ids)?;
             seq.end_word();
             return Ok(());
         }

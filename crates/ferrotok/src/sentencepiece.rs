@@ -566,6 +566,8 @@ struct BpeScratch {
 
 /// BPE words up to this many bytes are cached per thread (see [`WordCache`]).
 const CACHE_MAX_WORD: usize = 48;
+/// Longest normalized text `encode` takes: the Viterbi walk keeps positions as `u32`.
+pub const MAX_TEXT: usize = u32::MAX as usize;
 /// Words of at most this many symbols merge by scanning for the best pair; longer ones
 /// through a tournament tree over blocks of 2^`LONG_BLOCK_SHIFT` pair keys.
 const SHORT_WORD: usize = 64;
@@ -832,11 +834,21 @@ impl SentencePiece {
     }
 
     /// Ids of `text`, exactly as `SentencePieceProcessor.encode(text)` gives them.
-    pub fn encode(&self, text: &str, out: &mut Vec<Rank>) {
+    ///
+    /// Fails with `Error::TooLong` when the normalized text is over `MAX_TEXT` bytes.
+    pub fn encode(&self, text: &str, out: &mut Vec<Rank>) -> Result<()> {
+        self.encode_up_to(text, out, MAX_TEXT)
+    }
+
+    fn encode_up_to(&self, text: &str, out: &mut Vec<Rank>, max_len: usize) -> Result<()> {
         let mut normalized = Vec::with_capacity(text.len() + text.len() / 4 + 3);
         self.normalizer.normalize(text, &self.user, &mut normalized);
+        if normalized.len() > max_len {
+            let what = "the normalized text";
+            return Err(Error::TooLong { what, len: normalized.len(), offset: 0, limit: max_len });
+        }
         if normalized.is_empty() {
-            return;
+            return Ok(());
         }
         let mut prev_unk = false;
         let mut emit = |piece: &[u8], id: Rank| {
@@ -858,6 +870,7 @@ impl SentencePiece {
             }
             Algorithm::Bpe(_) => self.bpe(&normalized, &mut BpeScratch::default(), &mut emit),
         }
+        Ok(())
     }
 
     /// `bpe` for one word, through the per-thread cache of short words.
@@ -1582,6 +1595,23 @@ mod tests {
             };
             prop_assert_eq!(run(0), run(usize::MAX));
         }
+    }
+
+    /// Normalized text over the limit is refused with its length (checked with a small limit;
+    /// the real one, 4 GiB, needs tens of GiB to reach); text at the limit encodes as usual.
+    #[test]
+    fn text_longer_than_the_position_limit_is_refused() {
+        let mut out = Vec::new();
+        // Mistral's normalizer prepends `▁` and turns the space into one (3 bytes each):
+        // 11 bytes of text normalize to 16.
+        let r = MISTRAL.encode_up_to("hello there", &mut out, 15);
+        assert!(matches!(r, Err(Error::TooLong { len: 16, limit: 15, .. })), "{r:?}");
+        assert!(out.is_empty());
+        MISTRAL.encode_up_to("hello there", &mut out, 16).unwrap();
+        let mut whole = Vec::new();
+        MISTRAL.encode("hello there", &mut whole).unwrap();
+        assert_eq!(out, whole);
+        assert!(!out.is_empty());
     }
 
     #[test]
