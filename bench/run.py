@@ -14,6 +14,9 @@ Modes (each measurement in its own fresh process, pinned to one thread unless ba
   flat     the same with flat output (ids plus offsets: `encode_batch_to_numpy`, gigatoken's
            `encode_batch`, fastokens' `encode_batch_flat`): first-seen and warm, with the cores
            each library actually used
+  pattern  a user-supplied split pattern (the encoding's own, respelled `(?:…)` so that no
+           hand-written splitter recognises it) beside the built-in one, first-seen and warm,
+           in ferrotok and tiktoken; ids checked against tiktoken's built-in encoding
   startup  first call in a fresh process: import + load + encode one short text (median of 5)
   worst    adversarial inputs of 0.25, 0.5 and 1 MB (time per MB must stay flat: linear time)
 
@@ -174,6 +177,39 @@ def worker_flat(lib: str, enc: str, part_file: str) -> dict[str, Any]:
     return out
 
 
+def respelled(pat_str: str) -> str:
+    """The same pattern in a spelling no hand-written splitter recognises."""
+    return f"(?:{pat_str})"
+
+
+def worker_pattern(lib: str, enc: str, part_file: str, variant: str) -> dict[str, Any]:
+    texts = [d["text"] for d in json.loads(Path(part_file).read_text(encoding="utf-8"))]
+    s = encoding_spec(enc)
+    pat = s["pat_str"] if variant == "built-in" else respelled(s["pat_str"])
+    if lib == "ferrotok":
+        import ferrotok
+
+        e = ferrotok.Encoding.from_tiktoken_file(s["ranks"], pat_str=pat, special_tokens=s["special_tokens"], name=enc)
+        version = ferrotok.__version__
+    else:
+        import tiktoken
+        from tiktoken.load import load_tiktoken_bpe
+
+        e = tiktoken.Encoding(enc, pat_str=pat, mergeable_ranks=load_tiktoken_bpe(str(s["ranks"])), special_tokens=s["special_tokens"])
+        version = tiktoken.__version__
+    for d in warmup_docs():
+        e.encode_ordinary(d["text"])
+
+    def one_pass() -> tuple[float, list[Any]]:
+        t0 = time.perf_counter()
+        res = [e.encode_ordinary(t) for t in texts]
+        return time.perf_counter() - t0, res
+
+    first, ids = one_pass()
+    return {"bytes": sum(len(t.encode()) for t in texts), "version": version, "digests": [digest(x) for x in ids],
+            "first_seen_s": first, "warm_s": statistics.median(one_pass()[0] for _ in range(3))}
+
+
 def worker_startup(lib: str, enc: str) -> dict[str, Any]:
     t0 = time.perf_counter()
     a = BUILDERS[lib](enc)
@@ -231,7 +267,8 @@ def main() -> None:
 
     if args.worker:
         kind, *rest = args.worker
-        fn = {"single": worker_single, "batch": worker_batch, "flat": worker_flat, "startup": worker_startup, "worst": worker_worst}[kind]
+        fn = {"single": worker_single, "batch": worker_batch, "flat": worker_flat, "pattern": worker_pattern,
+              "startup": worker_startup, "worst": worker_worst}[kind]
         if kind == "worst":
             rest[-1] = int(rest[-1])  # type: ignore[call-overload]
         print(json.dumps(fn(*rest)))
@@ -257,7 +294,7 @@ def main() -> None:
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": cores, "python": platform.python_version(),
                     "cpu_model": _cpu_model()},
         "parts": {n: {"docs": len(d), "mb": sum(len(x["text"].encode()) for x in d) / 1e6} for n, d in parts.items()},
-        "single": [], "batch": [], "flat": [], "startup": [], "worst": [],
+        "single": [], "batch": [], "flat": [], "pattern": [], "startup": [], "worst": [],
     }
     t_start = time.time()
     for enc in encodings:
@@ -301,6 +338,21 @@ def main() -> None:
                             if kind == "flat":
                                 row.update(first_seen=mbps(r["bytes"], r["first_s"]), cores_used=r["cores_used"])
                         report[kind].append(row)
+                        _progress(row, t_start)
+            if "pattern" in modes and lib in ("tiktoken", "ferrotok"):
+                for part, pf in part_files.items():
+                    if part not in ref:
+                        ref[part] = spawn(["single", "tiktoken", enc, str(pf)], ONE_THREAD, args.timeout).get("digests", [])
+                    for variant in ("built-in", "user"):
+                        r = spawn(["pattern", lib, enc, str(pf), variant], ONE_THREAD, args.timeout)
+                        row = {"encoding": enc, "library": lib, "part": part, "pattern": variant}
+                        if "unavailable" in r:
+                            row["unavailable"] = r["unavailable"]
+                        else:
+                            agree = sum(a == b for a, b in zip(r["digests"], ref[part]))
+                            row.update(first_seen=mbps(r["bytes"], r["first_seen_s"]), warm=mbps(r["bytes"], r["warm_s"]),
+                                       agree=f"{agree}/{len(r['digests'])}")
+                        report["pattern"].append(row)
                         _progress(row, t_start)
             if "startup" in modes:
                 times = []
@@ -390,6 +442,23 @@ def render_markdown(r: dict[str, Any]) -> str:
                 "|---|---|---|---:|---:|---:|---:|---|"]
         out += [f"| {x['encoding']} | {x['part']} | {x['library']} | {x['threads']} | {_f(x['first_seen'])} | {_f(x['mbps'])} | "
                 f"{x['cores_used']:.2f} | {x['agree']} |" for x in r["flat"] if "unavailable" not in x]
+        out.append("")
+    if r.get("pattern"):
+        out += ["### A user-supplied split pattern (one core, one call per document, Python list output)", "",
+                "`user` is the encoding's own pattern respelled `(?:…)`: no hand-written splitter recognises it, so ferrotok "
+                "runs it on its lazy DFA (tiktoken on fancy-regex, as always). `user / built-in` is the warm ratio.", "",
+                "| encoding | part | library | built-in first-seen | built-in warm | user first-seen | user warm | user / built-in | agree |",
+                "|---|---|---|---:|---:|---:|---:|---:|---|"]
+        rows: dict[tuple[str, str, str], dict[str, Any]] = {}
+        for x in r["pattern"]:
+            if "unavailable" not in x:
+                rows.setdefault((x["encoding"], x["part"], x["library"]), {})[x["pattern"]] = x
+        for (enc, part, lib), v in rows.items():
+            b, u = v.get("built-in"), v.get("user")
+            if not b or not u:
+                continue
+            out.append(f"| {enc} | {part} | {lib} | {_f(b['first_seen'])} | {_f(b['warm'])} | {_f(u['first_seen'])} | "
+                       f"{_f(u['warm'])} | {u['warm'] / b['warm']:.2f} | {u['agree']} |")
         out.append("")
     if r["startup"]:
         out += ["### First call in a fresh process (import + load + encode), ms", "", "| encoding | library | ms |", "|---|---|---:|"]

@@ -484,10 +484,12 @@ enum Segment<'t> {
 }
 
 impl Encoding {
-    /// `"fast"` when a hand-written splitter runs, `"regex"` otherwise.
+    /// `"fast"` when a hand-written splitter runs, `"dfa"` for the lazy DFA, `"regex"` for the
+    /// backtracking engine.
     pub fn pretokenizer_kind(&self) -> &'static str {
         match self.pretokenizer {
             PreTokenizer::Fast(_) => "fast",
+            PreTokenizer::Automaton(_) => "dfa",
             PreTokenizer::Regex(_) => "regex",
         }
     }

@@ -12,7 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let (Some(name), Some(path)) = (args.get(1), args.get(2)) else {
         return Err(
-            "usage: profile ENCODING FILE [REPEAT] [split|regex|encode|count|batch|passes [WARMUP_FILE]]".into()
+            "usage: profile ENCODING FILE [REPEAT] [split|regex|dfa|encode|count|batch|passes [WARMUP_FILE]]".into()
         );
     };
     let repeat: usize = args.get(3).map_or(Ok(3), |s| s.parse())?;
@@ -24,6 +24,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let enc = ferrotok::registry::get(name)?;
     let pre = ferrotok::pretokenize::PreTokenizer::new(enc.pat_str())?;
     let reference = ferrotok::pretokenize::PreTokenizer::regex(enc.pat_str())?;
+    // The lazy DFA that user patterns run on (for a built-in pattern, forced).
+    let dfa = ferrotok::pretokenize::PreTokenizer::automaton(enc.pat_str());
     let mb = text.len() as f64 * repeat as f64 / 1e6;
     let run = |label: &str, f: &dyn Fn() -> ferrotok::Result<usize>| -> ferrotok::Result<()> {
         if only.is_some_and(|o| o != label) {
@@ -39,6 +41,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     run("split", &|| count_pieces(&pre, &text))?;
     run("regex", &|| count_pieces(&reference, &text))?;
+    if let Some(dfa) = &dfa {
+        run("dfa", &|| count_pieces(dfa, &text))?;
+    }
     run("encode", &|| Ok(enc.encode_ordinary(&text)?.len()))?;
     run("count", &|| enc.count(&text, &ferrotok::Allowed::None, &ferrotok::Disallowed::Some(vec![])))?;
     if only == Some("passes") {

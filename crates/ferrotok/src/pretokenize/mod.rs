@@ -9,6 +9,7 @@
 //!
 //! `fast == reference` is checked by property tests here and by the fuzz target.
 
+mod automata;
 mod classes;
 mod fast;
 
@@ -25,17 +26,29 @@ const BACKTRACK_LIMIT: usize = 10_000_000;
 pub enum PreTokenizer {
     /// A hand-written splitter for a known pattern family.
     Fast(Family),
+    /// Another pattern that a lazy DFA runs exactly (see `automata`).
+    Automaton(Box<automata::Automaton>),
     /// Any other pattern, run by the regex engine.
     Regex(Box<fancy_regex::Regex>),
 }
 
 impl PreTokenizer {
-    /// Chooses the hand-written splitter when `pattern` is one it implements, else compiles it.
+    /// Chooses the hand-written splitter when `pattern` is one it implements, else the lazy
+    /// DFA when the pattern's rewrite for it is provably exact, else the regex engine.
     pub fn new(pattern: &str) -> Result<Self> {
-        match Family::for_pattern(pattern) {
-            Some(f) => Ok(Self::Fast(f)),
-            None => Self::regex(pattern),
+        if let Some(f) = Family::for_pattern(pattern) {
+            return Ok(Self::Fast(f));
         }
+        // Compiled by the reference engine first, so that an invalid pattern fails with its
+        // error whatever the DFA makes of it.
+        let reference = Self::regex(pattern)?;
+        Ok(automata::Automaton::new(pattern).map_or(reference, |a| Self::Automaton(Box::new(a))))
+    }
+
+    /// Always the lazy DFA (tests compare it with the reference); `None` when the pattern is
+    /// outside its rewrite.
+    pub fn automaton(pattern: &str) -> Option<Self> {
+        automata::Automaton::new(pattern).map(|a| Self::Automaton(Box::new(a)))
     }
 
     /// Always the regex engine (the reference path).
@@ -53,6 +66,7 @@ impl PreTokenizer {
     pub fn split(&self, text: &str, mut f: impl FnMut(usize, usize) -> Result<()>) -> Result<()> {
         match self {
             Self::Fast(family) => family.split(text, f),
+            Self::Automaton(a) => a.split(text, f),
             Self::Regex(_) => self.for_each_match(text, |s, e| if s < e { f(s, e) } else { Ok(()) }),
         }
     }
@@ -81,10 +95,12 @@ impl PreTokenizer {
     }
 
     /// Calls `f(start, end)` for each match, in order, empty matches included (as a regex
-    /// engine's `find_iter` reports them; the hand-written splitters never match empty text).
+    /// engine's `find_iter` reports them; the hand-written splitters and the DFA's patterns
+    /// never match empty text).
     pub fn for_each_match(&self, text: &str, mut f: impl FnMut(usize, usize) -> Result<()>) -> Result<()> {
         match self {
             Self::Fast(family) => family.split(text, f),
+            Self::Automaton(a) => a.split(text, f),
             Self::Regex(re) => {
                 let mut searched_to = 0;
                 for m in re.find_iter(text) {
