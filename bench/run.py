@@ -258,7 +258,7 @@ def main() -> None:
     ap.add_argument("files", nargs="*", type=Path, help="corpus files (default: ../shared/corpus/*.jsonl)")
     ap.add_argument("--encodings", default="cl100k_base,o200k_base,gpt2,llama3")
     ap.add_argument("--libs", default=",".join(BUILDERS))
-    ap.add_argument("--modes", default="single,batch,flat,startup,worst")
+    ap.add_argument("--modes", default="single,batch,flat,pattern,startup,worst")
     ap.add_argument("--limit-mb", type=float, default=2.0, help="MB per part (0: everything)")
     ap.add_argument("--timeout", type=float, default=600)
     ap.add_argument("--out", type=Path, default=RESULTS)

@@ -52,8 +52,10 @@ pub struct Automaton {
     dfa: DFA,
     caches: CachePool,
     /// The same patterns for the unanchored searches (and for any anchored search the lazy
-    /// DFA gives up on).
-    meta: meta::Regex,
+    /// DFA gives up on), built on first use: patterns whose pieces tile the text never need it,
+    /// and compiling it costs about as much as the DFA's own NFA.
+    meta: std::sync::OnceLock<Option<meta::Regex>>,
+    patterns: Vec<String>,
     /// Per pattern: its match ends with one character of pseudo look-ahead to drop.
     trim: Vec<bool>,
 }
@@ -66,8 +68,9 @@ impl std::fmt::Debug for Automaton {
 
 impl Clone for Automaton {
     fn clone(&self) -> Self {
-        let (dfa, meta, trim) = (self.dfa.clone(), self.meta.clone(), self.trim.clone());
-        Self { caches: new_pool(&dfa), dfa, meta, trim }
+        let (dfa, meta, trim, patterns) =
+            (self.dfa.clone(), self.meta.clone(), self.trim.clone(), self.patterns.clone());
+        Self { caches: new_pool(&dfa), dfa, meta, trim, patterns }
     }
 }
 
@@ -93,12 +96,25 @@ impl Automaton {
             .syntax(syntax)
             .build_many(&patterns)
             .ok()?;
-        let meta = meta::Regex::builder()
-            .configure(meta::Config::new().match_kind(MatchKind::LeftmostFirst))
-            .syntax(syntax)
-            .build_many(&patterns)
-            .ok()?;
-        Some(Self { caches: new_pool(&dfa), dfa, meta, trim })
+        Some(Self { caches: new_pool(&dfa), dfa, meta: std::sync::OnceLock::new(), trim, patterns })
+    }
+
+    /// The meta engine over the same patterns (the DFA's build succeeded on them, so this one
+    /// does too; if it did not, `split` reports it rather than skipping text).
+    fn meta(&self) -> Result<&meta::Regex> {
+        self.meta
+            .get_or_init(|| {
+                meta::Regex::builder()
+                    .configure(meta::Config::new().match_kind(MatchKind::LeftmostFirst))
+                    .syntax(syntax::Config::new())
+                    .build_many(&self.patterns)
+                    .ok()
+            })
+            .as_ref()
+            .ok_or_else(|| Error::Pattern {
+                pattern: self.patterns.join("|"),
+                message: "the meta engine cannot compile the rewritten pattern".into(),
+            })
     }
 
     /// Calls `f(start, end)` for each match of the original pattern, in order.
@@ -110,14 +126,15 @@ impl Automaton {
             let (start, end, pattern) = match self.walk(&mut cache, &input, at) {
                 Ok(Some((end, pattern))) => (at, end, pattern),
                 // No branch matches here: the next match starts further on, if anywhere.
-                Ok(None) => match self.meta.search(&Input::new(text).range(at..)) {
+                Ok(None) => match self.meta()?.search(&Input::new(text).range(at..)) {
                     Some(m) => (m.start(), m.end(), m.pattern().as_usize()),
                     None => return Ok(()),
                 },
-                // The lazy DFA gave up (its cache thrashed): this search on the meta engine.
-                Err(_) => match self.meta.search(&input) {
+                // The lazy DFA quit (Unicode `\b`) or gave up (its cache thrashed): this
+                // search on the meta engine.
+                Err(()) => match self.meta()?.search(&input) {
                     Some(m) => (at, m.end(), m.pattern().as_usize()),
-                    None => match self.meta.search(&Input::new(text).range(at..)) {
+                    None => match self.meta()?.search(&Input::new(text).range(at..)) {
                         Some(m) => (m.start(), m.end(), m.pattern().as_usize()),
                         None => return Ok(()),
                     },
@@ -149,6 +166,8 @@ impl Automaton {
         let dfa = &self.dfa;
         let bytes = input.haystack();
         let mut sid = dfa.start_state_forward(cache, input).map_err(|_| ())?;
+        // The last match state seen and where its match ended; its pattern is read once, at
+        // the end (most bytes of a piece lead to match states).
         let mut last = None;
         let mut i = at;
         while let Some(&b) = bytes.get(i) {
@@ -156,20 +175,22 @@ impl Automaton {
             if sid.is_tagged() {
                 if sid.is_match() {
                     // Match states lag one byte: the match ended before `b`.
-                    last = Some((i, dfa.match_pattern(cache, sid, 0).as_usize()));
+                    last = Some((i, sid));
                 } else if sid.is_dead() {
-                    return Ok(last);
+                    break;
                 } else if sid.is_quit() {
                     return Err(());
                 }
             }
             i += 1;
         }
-        sid = dfa.next_eoi_state(cache, sid).map_err(|_| ())?;
-        if sid.is_match() {
-            last = Some((bytes.len(), dfa.match_pattern(cache, sid, 0).as_usize()));
+        if i == bytes.len() {
+            let eoi = dfa.next_eoi_state(cache, sid).map_err(|_| ())?;
+            if eoi.is_match() {
+                last = Some((i, eoi));
+            }
         }
-        Ok(last)
+        Ok(last.map(|(end, sid)| (end, dfa.match_pattern(cache, sid, 0).as_usize())))
     }
 }
 
