@@ -17,6 +17,8 @@ Modes (each measurement in its own fresh process, pinned to one thread unless ba
   pattern  a user-supplied split pattern (the encoding's own, respelled `(?:…)` so that no
            hand-written splitter recognises it) beside the built-in one, first-seen and warm,
            in ferrotok and tiktoken; ids checked against tiktoken's built-in encoding
+  memory   resident memory (VmRSS) a fresh process gains by loading the encoding, after
+           importing the library, then after encoding 1 MB of English (caches filled)
   startup  first call in a fresh process: import + load + encode one short text (median of 5)
   worst    adversarial inputs of 0.25, 0.5 and 1 MB (time per MB must stay flat: linear time)
 
@@ -210,6 +212,39 @@ def worker_pattern(lib: str, enc: str, part_file: str, variant: str) -> dict[str
             "first_seen_s": first, "warm_s": statistics.median(one_pass()[0] for _ in range(3))}
 
 
+MODULES = {"ferrotok": "ferrotok", "tiktoken": "tiktoken", "gigatoken": "gigatoken", "fastokens": "fastokens",
+           "bpe-openai": "bpe_openai", "kitoken": "kitoken", "tokenizers": "tokenizers"}
+
+
+def _status_mb(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def worker_memory(lib: str, enc: str) -> dict[str, Any]:
+    import ctypes
+    import gc
+    import importlib
+
+    docs = [d["text"] for d in warmup_docs()]  # read first: the text is not the library's memory
+    importlib.import_module(MODULES[lib])
+    gc.collect()
+    # Freed heap pages go back to the system, so that what loading allocates shows as growth
+    # instead of reusing pages the corpus's parse had touched.
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    imported = _status_mb("VmRSS")
+    a = BUILDERS[lib](enc)
+    gc.collect()
+    loaded = _status_mb("VmRSS")
+    for t in docs:
+        a.encode_list(t)
+    gc.collect()
+    return {"imported_mb": imported, "load_mb": loaded - imported, "after_encode_mb": _status_mb("VmRSS") - imported,
+            "peak_mb": _status_mb("VmHWM")}
+
+
 def worker_startup(lib: str, enc: str) -> dict[str, Any]:
     t0 = time.perf_counter()
     a = BUILDERS[lib](enc)
@@ -258,7 +293,7 @@ def main() -> None:
     ap.add_argument("files", nargs="*", type=Path, help="corpus files (default: ../shared/corpus/*.jsonl)")
     ap.add_argument("--encodings", default="cl100k_base,o200k_base,gpt2,llama3")
     ap.add_argument("--libs", default=",".join(BUILDERS))
-    ap.add_argument("--modes", default="single,batch,flat,pattern,startup,worst")
+    ap.add_argument("--modes", default="single,batch,flat,pattern,memory,startup,worst")
     ap.add_argument("--limit-mb", type=float, default=2.0, help="MB per part (0: everything)")
     ap.add_argument("--timeout", type=float, default=600)
     ap.add_argument("--out", type=Path, default=RESULTS)
@@ -268,7 +303,7 @@ def main() -> None:
     if args.worker:
         kind, *rest = args.worker
         fn = {"single": worker_single, "batch": worker_batch, "flat": worker_flat, "pattern": worker_pattern,
-              "startup": worker_startup, "worst": worker_worst}[kind]
+              "memory": worker_memory, "startup": worker_startup, "worst": worker_worst}[kind]
         if kind == "worst":
             rest[-1] = int(rest[-1])  # type: ignore[call-overload]
         print(json.dumps(fn(*rest)))
@@ -294,7 +329,7 @@ def main() -> None:
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": cores, "python": platform.python_version(),
                     "cpu_model": _cpu_model()},
         "parts": {n: {"docs": len(d), "mb": sum(len(x["text"].encode()) for x in d) / 1e6} for n, d in parts.items()},
-        "single": [], "batch": [], "flat": [], "pattern": [], "startup": [], "worst": [],
+        "single": [], "batch": [], "flat": [], "pattern": [], "memory": [], "startup": [], "worst": [],
     }
     t_start = time.time()
     for enc in encodings:
@@ -354,6 +389,11 @@ def main() -> None:
                                        agree=f"{agree}/{len(r['digests'])}")
                         report["pattern"].append(row)
                         _progress(row, t_start)
+            if "memory" in modes:
+                r = spawn(["memory", lib, enc], ONE_THREAD, args.timeout)
+                row = {"encoding": enc, "library": lib, **r}
+                report["memory"].append(row)
+                _progress(row, t_start)
             if "startup" in modes:
                 times = []
                 for _ in range(5):
@@ -402,9 +442,9 @@ def _cpu_model() -> str:
 
 
 def _progress(row: dict[str, Any], t0: float) -> None:
-    keys = [k for k in ("first_seen", "warm", "mbps") if row.get(k)]
+    keys = [k for k in ("first_seen", "warm", "mbps", "load_mb", "after_encode_mb") if row.get(k)]
     vals = " ".join(f"{k}={row[k]:.1f}" for k in keys) or row.get("unavailable", "")
-    print(f"[{time.time() - t0:6.0f}s] {row['encoding']:<12} {row['library']:<11} {row['part']:<13} "
+    print(f"[{time.time() - t0:6.0f}s] {row['encoding']:<12} {row['library']:<11} {row.get('part', ''):<13} "
           f"{'t=' + str(row['threads']) if 'threads' in row else '':<4} {vals} {row.get('agree', '')}", file=sys.stderr, flush=True)
 
 
@@ -459,6 +499,15 @@ def render_markdown(r: dict[str, Any]) -> str:
                 continue
             out.append(f"| {enc} | {part} | {lib} | {_f(b['first_seen'])} | {_f(b['warm'])} | {_f(u['first_seen'])} | "
                        f"{_f(u['warm'])} | {u['warm'] / b['warm']:.2f} | {u['agree']} |")
+        out.append("")
+    if r.get("memory"):
+        out += ["### Resident memory (MB): what loading the encoding adds to a fresh process after importing the library, "
+                "and the same after encoding 1 MB of English (caches filled)", "",
+                "Freed heap pages are returned to the system before the first reading, so that growth shows. "
+                "(`peak_mb` in results.json is the whole process's, set by reading the corpus.)", "",
+                "| encoding | library | load | after 1 MB |", "|---|---|---:|---:|"]
+        out += [f"| {x['encoding']} | {x['library']} | {_f(x['load_mb'])} | {_f(x['after_encode_mb'])} |"
+                for x in r["memory"] if "unavailable" not in x]
         out.append("")
     if r["startup"]:
         out += ["### First call in a fresh process (import + load + encode), ms", "", "| encoding | library | ms |", "|---|---|---:|"]
