@@ -1517,6 +1517,11 @@ fn strips_by_itself(c: char) -> bool {
     simple
 }
 
+fn lowercases_to_itself(c: char) -> bool {
+    let mut l = c.to_lowercase();
+    l.next() == Some(c) && l.next().is_none()
+}
+
 fn is_nonspacing_mark(c: char) -> bool {
     unicode_categories::UnicodeCategories::is_mark_nonspacing(c)
 }
@@ -1553,7 +1558,10 @@ fn bert_normalize(text: &str, clean_text: bool, chinese: bool, strip_accents: bo
             return;
         }
         let lower = |c: char, out: &mut String| {
-            if lowercase {
+            // Most characters outside Latin, Greek and Cyrillic have no lowercase mapping; a
+            // bitmap says so without the case table's binary search.
+            static UNCASED: LazyBmpBits = LazyBmpBits::new(lowercases_to_itself);
+            if lowercase && !UNCASED.get(c) {
                 out.extend(c.to_lowercase());
             } else {
                 out.push(c);
@@ -2118,6 +2126,7 @@ mod tests {
         let simple = super::LazyBmpBits::new(super::strips_by_itself);
         let deletes = super::LazyBmpBits::new(super::bert_deletes);
         let marks = super::LazyBmpBits::new(super::is_nonspacing_mark);
+        let uncased = super::LazyBmpBits::new(super::lowercases_to_itself);
         let (mut punct, mut plains) = (0, 0);
         for c in (0..=0x10FFFFu32).filter_map(char::from_u32) {
             assert_eq!(super::is_bert_punct(c), super::is_bert_punct_by_category(c), "U+{:04X}", c as u32);
@@ -2125,6 +2134,7 @@ mod tests {
             assert_eq!(simple.get(c), super::strips_by_itself(c), "U+{:04X}", c as u32);
             assert_eq!(deletes.get(c), super::bert_deletes(c), "U+{:04X}", c as u32);
             assert_eq!(marks.get(c), super::is_nonspacing_mark(c), "U+{:04X}", c as u32);
+            assert_eq!(uncased.get(c), super::lowercases_to_itself(c), "U+{:04X}", c as u32);
             punct += usize::from(super::is_bert_punct(c));
             plains += usize::from(plain.get(c));
         }
