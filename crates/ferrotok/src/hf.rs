@@ -68,15 +68,35 @@ fn byte_to_char() -> &'static [char; 256] {
     })
 }
 
-/// The reverse of [`byte_to_char`]. Built once.
-fn char_to_byte() -> &'static FxHashMap<char, u8> {
-    static MAP: std::sync::OnceLock<FxHashMap<char, u8>> = std::sync::OnceLock::new();
-    MAP.get_or_init(|| byte_to_char().iter().enumerate().map(|(b, &c)| (c, b as u8)).collect())
+/// The reverse of [`byte_to_char`], indexed by code point: every byte-level character is below
+/// U+0200 (`u16::MAX` marks the others). A table, not a hash map: loading Llama 3's
+/// `tokenizer.json` looks up every character of 128 000 tokens twice.
+pub(crate) struct CharToByte([u16; 512]);
+
+impl CharToByte {
+    #[inline]
+    pub(crate) fn get(&self, c: char) -> Option<u8> {
+        self.0.get(c as usize).and_then(|&b| u8::try_from(b).ok())
+    }
+}
+
+/// Built once.
+pub(crate) fn char_to_byte() -> &'static CharToByte {
+    static MAP: std::sync::OnceLock<CharToByte> = std::sync::OnceLock::new();
+    MAP.get_or_init(|| {
+        let mut table = [u16::MAX; 512];
+        for (b, &c) in (0u16..).zip(byte_to_char().iter()) {
+            if let Some(slot) = table.get_mut(c as usize) {
+                *slot = b;
+            }
+        }
+        CharToByte(table)
+    })
 }
 
 /// The bytes a byte-level string stands for, or `None` if a character is outside the table.
-fn byte_level_bytes(s: &str, rev: &FxHashMap<char, u8>) -> Option<Vec<u8>> {
-    s.chars().map(|c| rev.get(&c).copied()).collect()
+fn byte_level_bytes(s: &str, rev: &CharToByte) -> Option<Vec<u8>> {
+    s.chars().map(|c| rev.get(c)).collect()
 }
 
 #[derive(Debug, Clone)]
@@ -308,7 +328,7 @@ impl HfTokenizer {
             .and_then(Value::as_object)
             .ok_or_else(|| cx.bad("$.model.vocab", "missing or not an object"))?;
         let (id_to_token, token_to_id) = parse_vocab(cx, vocab_json)?;
-        let mut vocab = FxHashMap::default();
+        let mut vocab = FxHashMap::with_capacity_and_hasher(token_to_id.len(), Default::default());
         let mut byte_ids = [None; 256];
         for (tok, &id) in &token_to_id {
             if let Some(bytes) = byte_level_bytes(tok, rev) {
@@ -318,16 +338,21 @@ impl HfTokenizer {
                 vocab.insert(bytes, id);
             }
         }
-        let mut merges = FxHashMap::default();
         let merges_json =
             get(model, "merges").and_then(Value::as_array).ok_or_else(|| cx.bad("$.model.merges", "missing"))?;
+        let mut merges = FxHashMap::with_capacity_and_hasher(merges_json.len(), Default::default());
+        // The joined text, in one buffer for every merge (a `format!` each was a tenth of
+        // loading Llama 3's 280 000 merges).
+        let mut merged = String::new();
         for (rank, m) in merges_json.iter().enumerate() {
             let path = || format!("$.model.merges[{rank}]");
             let (a, b) = merge_pair(cx, m, &path)?;
             let id = |t: &str| {
                 token_to_id.get(t).copied().ok_or_else(|| cx.bad(&path(), format!("{t:?} is not in the vocabulary")))
             };
-            let merged = format!("{a}{b}");
+            merged.clear();
+            merged.push_str(a);
+            merged.push_str(b);
             let (ia, ib, im) = (id(a)?, id(b)?, id(&merged)?);
             // The last listing of a pair wins, as in `tokenizers`.
             merges.insert((ia, ib), (rank as u32, im));
@@ -1348,8 +1373,8 @@ type VocabMaps = (Vec<Option<String>>, FxHashMap<String, Rank>);
 
 /// A model's `vocab` object: token strings by id, and ids by token string.
 fn parse_vocab(cx: &Ctx<'_>, vocab_json: &serde_json::Map<String, Value>) -> Result<VocabMaps> {
-    let mut id_to_token: Vec<Option<String>> = Vec::new();
-    let mut token_to_id = FxHashMap::default();
+    let mut id_to_token: Vec<Option<String>> = Vec::with_capacity(vocab_json.len());
+    let mut token_to_id = FxHashMap::with_capacity_and_hasher(vocab_json.len(), Default::default());
     for (tok, id) in vocab_json {
         let id = id
             .as_u64()

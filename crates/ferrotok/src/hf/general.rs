@@ -1183,7 +1183,7 @@ impl Decoder {
                 let rev = super::char_to_byte();
                 let mut bytes = Vec::new();
                 for t in &tokens {
-                    match t.chars().map(|c| rev.get(&c).copied()).collect::<Option<Vec<u8>>>() {
+                    match t.chars().map(|c| rev.get(c)).collect::<Option<Vec<u8>>>() {
                         Some(b) => bytes.extend(b),
                         None => bytes.extend_from_slice(t.as_bytes()),
                     }
