@@ -41,7 +41,12 @@ class Encoding:
         special_tokens: dict[str, int],
         explicit_n_vocab: int | None = None,
     ) -> Encoding:
-        """Creates an encoding, exactly as ``tiktoken.Encoding(...)`` does."""
+        """Creates an encoding, exactly as ``tiktoken.Encoding(...)`` does.
+
+        ``pat_str`` may be any pattern tiktoken accepts. The built-in patterns run on
+        hand-written scanners; most others on a lazy DFA; those it cannot run exactly
+        (look-behind, back-references, ...) on fancy-regex, as in tiktoken.
+        """
 
     @staticmethod
     def from_tiktoken_file(
