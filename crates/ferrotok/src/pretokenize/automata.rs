@@ -123,21 +123,18 @@ impl Automaton {
         let mut at = 0;
         while at < text.len() {
             let input = Input::new(text).range(at..).anchored(Anchored::Yes);
-            let (start, end, pattern) = match self.walk(&mut cache, &input, at) {
-                Ok(Some((end, pattern))) => (at, end, pattern),
-                // No branch matches here: the next match starts further on, if anywhere.
-                Ok(None) => match self.meta()?.search(&Input::new(text).range(at..)) {
-                    Some(m) => (m.start(), m.end(), m.pattern().as_usize()),
-                    None => return Ok(()),
-                },
+            let here = match self.walk(&mut cache, &input, at) {
+                Ok(found) => found,
                 // The lazy DFA quit (Unicode `\b`) or gave up (its cache thrashed): this
                 // search on the meta engine.
-                Err(()) => match self.meta()?.search(&input) {
-                    Some(m) => (at, m.end(), m.pattern().as_usize()),
-                    None => match self.meta()?.search(&Input::new(text).range(at..)) {
-                        Some(m) => (m.start(), m.end(), m.pattern().as_usize()),
-                        None => return Ok(()),
-                    },
+                Err(()) => self.meta()?.search(&input).map(|m| (m.end(), m.pattern().as_usize())),
+            };
+            let (start, end, pattern) = match here {
+                Some((end, pattern)) => (at, end, pattern),
+                // No branch matches here: the next match starts further on, if anywhere.
+                None => match self.meta()?.search(&Input::new(text).range(at..)) {
+                    Some(m) => (m.start(), m.end(), m.pattern().as_usize()),
+                    None => return Ok(()),
                 },
             };
             let end = if self.trim.get(pattern).copied().unwrap_or(false) {
@@ -155,9 +152,7 @@ impl Automaton {
         }
         Ok(())
     }
-}
 
-impl Automaton {
     /// The anchored leftmost-first match at `at` (its end and pattern), walking the lazy DFA
     /// byte by byte: one search per piece, where `try_search_fwd`'s set-up per call cost more
     /// than the walk over a short piece. Errors where the DFA quits or gives up.
